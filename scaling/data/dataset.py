@@ -1,0 +1,65 @@
+"""The one interface every dataset reader yields: an `ExamSet`, and `Split`s of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, the field and what was expected."""
+
+
+class SignalReader(Protocol):
+    """Reads raw signals by row of an `ExamSet`."""
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """float32 (len(rows), samples, leads) at the set's sample rate, in `rows` order."""
+        ...
+
+
+@dataclass(frozen=True, eq=False)
+class ExamSet:
+    """A dataset's metadata in memory; its signals stay on disk until read by row.
+
+    Row i of every array describes the same exam. `info` holds per-exam extras
+    (age, is_male, fold, ...) with the same row order.
+    """
+
+    exam_ids: np.ndarray  # (N,)
+    patient_ids: np.ndarray  # (N,)
+    labels: np.ndarray  # (N, C) float32 in {0, 1}
+    class_names: tuple[str, ...]
+    sample_rate: float
+    lead_names: tuple[str, ...]
+    reader: SignalReader
+    info: pd.DataFrame
+    source: str = ""  # path it was read from, for messages
+
+    def __len__(self) -> int:
+        return len(self.exam_ids)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        return self.reader.read(np.asarray(rows, dtype=np.int64))
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Some rows of an `ExamSet`, in a meaningful order (e.g. the nested-subset prefix)."""
+
+    exams: ExamSet
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.exams.labels[self.rows]
+
+    @property
+    def patients(self) -> np.ndarray:
+        return self.exams.patient_ids[self.rows]
