@@ -55,7 +55,6 @@ class DataConfig:
 class ModelConfig:
     """The ResNet-1D of Ribeiro et al. (2020) and its size ladder."""
 
-    size: str = "ribeiro"  # a name on the ladder; width/blocks/kernel below refine it
     stem_filters: int = 64
     filters: tuple[int, ...] = (128, 196, 256, 320)
     downsample: tuple[int, ...] = (4, 4, 4, 4)
