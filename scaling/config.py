@@ -196,9 +196,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 raise ValueError(value)
             return value
     except (TypeError, ValueError) as e:
-        raise ConfigError(
-            f"config key '{key}' expects {tp.__name__}, got {value!r}"
-        ) from e
+        raise ConfigError(f"config key '{key}' expects {tp.__name__}, got {value!r}") from e
     raise ConfigError(f"config key '{key}' has unsupported type {tp}")
 
 

@@ -1,0 +1,458 @@
+"""The `scaling` command: the only place that parses flags and the environment."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from scaling import store
+from scaling.config import ConfigError, parse_overrides
+from scaling.sweep import SweepError
+
+EXIT_FAILED_RUNS = 1
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(ValueError):
+    """A command-line argument is wrong."""
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from scaling.data.dataset import DataError
+
+    errors: list[type[BaseException]] = [ConfigError, SweepError, DataError, UsageError]
+    try:
+        from scaling.laws import LawError
+
+        errors.append(LawError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+# ---------------------------------------------------------------------------
+# Helpers shared by commands
+
+
+def writable_dir(path: str) -> Path:
+    """Create `path` if needed and prove it is writable, or fail naming it."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot write to output directory '{out}': {e.strerror or e}") from e
+    return out
+
+
+def _axes(items: list[str]) -> dict[str, list[str]]:
+    """`--axis key=v1,v2,...` replaces that axis's values."""
+    out = {}
+    for key, value in parse_overrides(items).items():
+        values = [v for v in value.split(",") if v]
+        if not values:
+            raise UsageError(f"--axis {key} has no values")
+        out[key] = values
+    return out
+
+
+def _plan(args: argparse.Namespace):
+    """The sweep named on the command line with its --profile, --axis and --set applied."""
+    from dataclasses import replace
+
+    from scaling.sweep import expand, load_sweep, replace_axes
+
+    sweep = replace_axes(load_sweep(args.sweep), _axes(args.axis or []))
+    if args.profile:
+        sweep = replace(sweep, profile=args.profile)
+    return sweep, expand(sweep, parse_overrides(args.set or []))
+
+
+# ---------------------------------------------------------------------------
+# Commands
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    sweep, runs = _plan(args)
+    if args.dry_run:
+        print(_dry_run(sweep, runs, args.store))
+        return 0
+    return _execute(sweep, runs, args.store, args.address, args.max_concurrent, args.num_cpus)
+
+
+def _execute(
+    sweep,
+    runs,
+    store_path: str,
+    address: str | None,
+    max_concurrent: int | None,
+    num_cpus: int | None,
+) -> int:
+    from scaling.orchestrate import run_sweep
+
+    started = time.monotonic()
+    summary = run_sweep(
+        sweep, runs, store_path, address=address, max_concurrent=max_concurrent, num_cpus=num_cpus
+    )
+    print(
+        f"sweep {sweep.name}: {len(summary.finished)}/{len(runs)} finished "
+        f"({len(summary.trained)} trained now), {len(summary.failed)} failed, "
+        f"{len(summary.diverged)} diverged in {time.monotonic() - started:.1f}s; "
+        f"store {store_path}"
+    )
+    for rid, msg in summary.diverged.items():
+        print(f"  diverged {rid}: {msg}")
+    for rid, msg in summary.failed.items():
+        print(f"  FAILED {rid}: {msg} (traceback in {store_path}/{sweep.name}/{rid}/failure.json)")
+    return 0 if summary.ok else EXIT_FAILED_RUNS
+
+
+def _dry_run(sweep, runs, store_path: str) -> str:
+    from scaling import cost, results
+
+    table = results.collect(store_path, sweep.name) if Path(store_path).exists() else None
+    lines = [
+        f"sweep {sweep.name} ({sweep.experiment}), profile {sweep.profile}: "
+        f"{len(runs)} runs, resources per run {sweep.resources}"
+    ]
+    total_flops, total_s, unknown_time, todo = 0.0, 0.0, 0, 0
+    for run in runs:
+        d = run.config.data
+        status = store.run_status(Path(store_path) / sweep.name / run.run_id)
+        n_classes = len(d.classes) if d.kind == "code" else 9
+        from scaling.models import param_count
+
+        n_params = param_count(
+            run.config.model, n_leads=len(d.leads), n_classes=n_classes, length=d.length
+        )
+        rate = cost.measured_throughput(table, n_params) if table is not None else None
+        est = cost.estimate(run.config, n_leads=len(d.leads), n_classes=n_classes, throughput=rate)
+        point = " ".join(f"{k}={v}" for k, v in run.point.items())
+        when = f"{est.seconds:8.0f}s" if est.seconds == est.seconds else "       ?"
+        lines.append(
+            f"  {run.run_id} {status:9s} {point:40s} params {n_params:>10,d} "
+            f"examples {est.train_examples:>10,d} {est.flops:10.3g} FLOP {when}"
+        )
+        if status != store.FINISHED:
+            todo += 1
+            total_flops += est.flops
+            if est.seconds == est.seconds:
+                total_s += est.seconds
+            else:
+                unknown_time += 1
+    lines.append(
+        f"to run: {todo} of {len(runs)}, {total_flops:.3g} training FLOP, "
+        f"~{total_s / 3600:.2f} h of one worker from measured throughput"
+        + (f" ({unknown_time} runs without a measurement)" if unknown_time else "")
+    )
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from scaling.config import override, run_id
+    from scaling.sweep import load_experiment
+    from scaling.train import train_and_evaluate
+
+    cfg = override(load_experiment(args.experiment), parse_overrides(args.set or []))
+    path = Path(args.store) / "runs" / run_id(cfg)
+    result = train_and_evaluate(cfg, path)
+    macro = result["metrics"]["test"]["macro"]
+    print(f"run {path}: test macro AUROC {macro['auroc']:.4f}, loss {result['loss']['test']:.4f}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from scaling.progress import summarize
+
+    states = store.scan(args.store, args.sweep)
+    if not states:
+        raise UsageError(f"no runs found in store '{args.store}'")
+    print(summarize(states))
+    for s in states:
+        if s.status in (store.FAILED, store.DIVERGED):
+            msg = store.read_json(s.path / "failure.json").get("message", "")
+            print(f"  {s.status} {s.sweep}/{s.run_id}: {msg}")
+    return 0
+
+
+def _table(store_path: str, sweep: str | None = None):
+    from scaling import results
+
+    if not Path(store_path).exists():
+        raise UsageError(f"store '{store_path}' does not exist")
+    table = results.collect(store_path, sweep)
+    if table.empty:
+        raise UsageError(f"no runs found in store '{store_path}'")
+    return table
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from scaling import results
+
+    table = _table(args.store, args.sweep)
+    if args.out:
+        results.write(table, args.out, args.format)
+        print(f"wrote {len(table)} rows to {args.out}")
+    elif args.format == "markdown":
+        print(results.to_markdown(table), end="")
+    elif args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    else:
+        raise UsageError("--format parquet needs --out FILE")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from scaling import laws
+
+    table = _table(args.store, args.sweep)
+    fit = laws.fit_metric(
+        table,
+        metric=args.metric,
+        cls=args.cls,
+        split=args.split,
+        form=args.form,
+        n_bootstrap=args.bootstrap,
+    )
+    print(laws.describe(fit))
+    points = fit.points
+    print(
+        laws.backtest(
+            points["x"].to_numpy(float),
+            laws.error_like(args.metric, points["mean"]).to_numpy(float),
+        ).to_string(index=False)
+    )
+    if args.target is not None:
+        print(laws.describe_target(table, fit, args.target))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from scaling import laws, plots
+
+    table = _table(args.store, args.sweep)
+    out = writable_dir(args.out)
+    fits = [
+        laws.fit_metric(
+            table,
+            metric=m,
+            cls=args.cls,
+            split=args.split,
+            form=args.form,
+            n_bootstrap=args.bootstrap,
+        )
+        for m in args.metrics
+    ]
+    for path in plots.plot_scaling(fits, out / "scaling"):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from scaling import report
+
+    table = _table(args.store, args.sweep)
+    paths = report.write_report(
+        table,
+        writable_dir(args.out),
+        form=args.form,
+        target=args.target,
+        n_bootstrap=args.bootstrap,
+    )
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from scaling.orchestrate import submit
+
+    _plan(args)  # a malformed sweep fails here, before anything is submitted
+    extra = [f"--set={s}" for s in args.set or []] + [f"--axis={a}" for a in args.axis or []]
+    if args.profile:
+        extra.append(f"--profile={args.profile}")
+    job_id = submit(args.sweep, address=args.address, store_path=args.store, extra_args=extra)
+    print(f"submitted job {job_id} to {args.address}")
+    print(f"follow it:  ray job logs --address {args.address} --follow {job_id}")
+    print(f"progress:   scaling status {args.store}")
+    return 0
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from scaling.data.synthetic import class_names_for, write_code_dataset
+
+    out = writable_dir(args.out)
+    path = write_code_dataset(
+        out,
+        n_exams=args.exams,
+        n_patients=args.patients,
+        classes=class_names_for(args.classes),
+        length=args.length,
+        seed=args.seed,
+    )
+    print(f"wrote {args.exams} exams of {args.patients} patients to {path}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from scaling.data.check import check_dataset
+
+    classes = tuple(c for c in (args.classes or "").split(",") if c)
+    report = check_dataset(args.path, kind=args.kind, classes=classes)
+    print(report.format())
+    return 0 if not report.problems else EXIT_FAILED_RUNS
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from scaling.demo import run_demo
+
+    return run_demo(
+        writable_dir(args.out),
+        exams=args.exams,
+        patients=args.patients,
+        axis=_axes(args.axis or []),
+        overrides=parse_overrides(args.set or []),
+        num_cpus=args.num_cpus,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Parser
+
+
+def _sweep_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep", help="sweep name (sweeps/<name>.py) or path to a sweep file")
+    p.add_argument("--store", default="store", help="results store path or URL (default: store)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config field for every run (repeatable)",
+    )
+    p.add_argument(
+        "--axis",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="replace the values of one sweep axis (repeatable)",
+    )
+    p.add_argument("--profile", help="resource profile of the sweep (e.g. cpu, gpu8, tpu)")
+
+
+def _fit_args(p: argparse.ArgumentParser, *, target: bool = True) -> None:
+    p.add_argument("store", help="results store path")
+    p.add_argument("--sweep", help="only this sweep of the store")
+    p.add_argument("--split", default="test", choices=["val", "test"])
+    p.add_argument("--class", dest="cls", default="macro", help="class name, micro or macro")
+    p.add_argument(
+        "--form", default="saturating", choices=["power", "saturating", "broken", "auto"]
+    )
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
+    if target:
+        p.add_argument("--target", type=float, help="metric value to reach (e.g. 0.95)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scaling", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="synthetic data -> sweep on local Ray -> laws, plot, report")
+    p.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
+    p.add_argument("--exams", type=int, default=3000, help="synthetic exams to write")
+    p.add_argument("--patients", type=int, default=2000, help="synthetic patients")
+    p.add_argument(
+        "--axis",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="replace the values of one axis of sweeps/demo.py",
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser("run", help="train and evaluate one experiment in this process")
+    p.add_argument("experiment", help="experiment name (experiments/<name>.py) or path")
+    p.add_argument("--store", default="store")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("sweep", help="run a sweep on Ray (embedded, or a cluster with --address)")
+    _sweep_args(p)
+    p.add_argument("--address", help="Ray cluster address (default: start an embedded one)")
+    p.add_argument("--max-concurrent", type=int, help="runs in flight at once")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    p.add_argument("--dry-run", action="store_true", help="list runs, status and cost; run nothing")
+    p.set_defaults(fn=cmd_sweep)
+
+    p = sub.add_parser("submit", help="submit a sweep as a Ray job to a cluster")
+    _sweep_args(p)
+    p.add_argument("--address", required=True, help="Ray dashboard address, http://HEAD:8265")
+    p.set_defaults(fn=cmd_submit)
+
+    p = sub.add_parser("status", help="progress of the runs in a store")
+    p.add_argument("store")
+    p.add_argument("--sweep")
+    p.set_defaults(fn=cmd_status)
+
+    p = sub.add_parser("results", help="the tidy results table of a store")
+    p.add_argument("store")
+    p.add_argument("--sweep")
+    p.add_argument("--format", default="csv", choices=["parquet", "csv", "markdown"])
+    p.add_argument("--out", help="write to this file instead of stdout")
+    p.set_defaults(fn=cmd_results)
+
+    p = sub.add_parser("fit", help="fit a scaling law to one metric")
+    _fit_args(p)
+    p.add_argument("--metric", default="auroc")
+    p.set_defaults(fn=cmd_fit)
+
+    p = sub.add_parser("plot", help="scaling-curve figures (PNG and PDF)")
+    _fit_args(p, target=False)
+    p.add_argument("--metrics", nargs="+", default=["auroc", "auprc", "f1", "loss"])
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_plot)
+
+    p = sub.add_parser("report", help="HTML + Markdown report of a store")
+    _fit_args(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_report)
+
+    data = sub.add_parser("data", help="dataset tools").add_subparsers(
+        dest="data_command", required=True
+    )
+    p = data.add_parser("synth", help="write a synthetic dataset in the CODE layout")
+    p.add_argument("--out", required=True)
+    p.add_argument("--exams", type=int, required=True)
+    p.add_argument("--patients", type=int, required=True)
+    p.add_argument("--classes", type=int, default=6)
+    p.add_argument("--length", type=int, default=4096)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_data_synth)
+
+    p = data.add_parser("check", help="validate a CODE, PTB-XL or CPSC dataset")
+    p.add_argument("path")
+    p.add_argument("--kind", default="auto", choices=["auto", "code", "ptbxl", "cpsc"])
+    p.add_argument("--classes", help="comma-separated class columns (CODE; default: inferred)")
+    p.set_defaults(fn=cmd_data_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except _known_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Running sweeps on Ray: one task per run, resumable, fault tolerant, with progress.
+
+The only module that imports `ray`. Workers get a run's config and its run dir in
+the store; they read data from disk themselves and never receive arrays by value.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from etils import epath
+
+from scaling import store
+from scaling.config import from_dict, to_dict
+from scaling.progress import Reporter, summarize
+from scaling.sweep import REPO_ROOT, PlannedRun, Resources, Sweep, SweepError
+
+LOCK_POLL_S = 2.0
+
+
+@dataclass
+class SweepSummary:
+    finished: list[str] = field(default_factory=list)
+    trained: list[str] = field(default_factory=list)  # finished by this invocation's tasks
+    failed: dict[str, str] = field(default_factory=dict)  # run id -> error summary
+    diverged: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def worker_env(store_path: str, resources: Resources) -> dict[str, str]:
+    """Environment of every worker: compilation cache in the store, memory sharing."""
+    cache = (
+        epath.Path(store_path) / ".jax_cache"
+        if "://" not in store_path
+        else Path.home() / ".cache" / "scaling" / "jax"
+    )
+    env = {
+        "JAX_COMPILATION_CACHE_DIR": os.fspath(cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+    }
+    if resources.memory_fraction > 0:
+        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{resources.memory_fraction:.3f}"
+    return env
+
+
+def connect(address: str | None, *, env: dict[str, str], num_cpus: int | None = None) -> None:
+    """An existing cluster at `address`, or a new embedded one on this machine."""
+    runtime_env = {"env_vars": env}
+    if address:
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+    else:
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or os.cpu_count(),
+            include_dashboard=False,
+            runtime_env=runtime_env,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+
+
+def check_resources(resources: Resources) -> None:
+    """Fail before anything starts when no node of the cluster can host one run."""
+    wanted = {"CPU": resources.num_cpus, "GPU": resources.num_gpus, **resources.custom}
+    wanted = {k: v for k, v in wanted.items() if v > 0}
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if not any(all(node.get(k, 0) >= v for k, v in wanted.items()) for node in nodes):
+        have = [{k: v for k, v in n.items() if not k.startswith("node:")} for n in nodes]
+        raise SweepError(f"no node of the cluster can provide {wanted} per run; nodes have {have}")
+
+
+@ray.remote
+def _run_task(cfg: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    """Train one run to completion in a worker, waiting if another process holds it."""
+    from scaling.train import Diverged, train_and_evaluate
+
+    config = from_dict(cfg)
+    path = epath.Path(run_dir)
+    trained_before = store.count_trainings(path)
+    while True:
+        try:
+            result = train_and_evaluate(config, path)
+        except store.LockHeld:
+            time.sleep(LOCK_POLL_S)
+            continue
+        except Diverged as e:
+            return {"status": store.DIVERGED, "message": str(e)}
+        return {
+            "status": store.FINISHED,
+            "wall_time_s": result.get("wall_time_s"),
+            "trained": store.count_trainings(path) > trained_before,
+        }
+
+
+def run_sweep(
+    sweep: Sweep,
+    runs: list[PlannedRun],
+    store_path: str,
+    *,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    num_cpus: int | None = None,
+    report_every: float = 10.0,
+) -> SweepSummary:
+    """Run every unfinished run of `runs` on Ray and wait for all of them.
+
+    Finished runs are skipped; unfinished ones resume. Ctrl-C cancels the tasks in
+    flight (their locks then go stale and the next launch resumes them).
+    """
+    resources = sweep.resources
+    root = epath.Path(store_path)
+    summary = SweepSummary()
+    todo = []
+    for run in runs:
+        path = root / sweep.name / run.run_id
+        store.init_run(path, run.config)
+        if (path / "result.json").exists():
+            summary.finished.append(run.run_id)
+        else:
+            todo.append((run, path))
+    reporter = Reporter(every=report_every)
+    if not todo:
+        reporter.maybe(f"sweep {sweep.name}: all {len(runs)} runs already finished", force=True)
+        return summary
+
+    connect(address, env=worker_env(store_path, resources), num_cpus=num_cpus)
+    try:
+        check_resources(resources)
+        task = _run_task.options(
+            num_cpus=resources.num_cpus,
+            num_gpus=resources.num_gpus,
+            resources=resources.custom or None,
+            max_retries=sweep.max_retries,
+            retry_exceptions=False,
+        )
+        limit = max_concurrent or len(todo)
+        started = time.monotonic()
+        queue = list(todo)
+        in_flight: dict[Any, str] = {}
+        durations: list[float] = []
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < limit:
+                    run, path = queue.pop(0)
+                    in_flight[task.remote(to_dict(run.config), os.fspath(path))] = run.run_id
+                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+                for ref in done:
+                    rid = in_flight.pop(ref)
+                    _collect(ref, rid, root / sweep.name / rid, summary, durations)
+                concurrency = min(limit, _cluster_slots(resources))
+                reporter.maybe(
+                    summarize(
+                        store.scan(store_path, sweep.name),
+                        planned=len(runs),
+                        elapsed=time.monotonic() - started,
+                        concurrency=concurrency,
+                        mean_run_s=statistics.mean(durations) if durations else None,
+                    ),
+                    force=not (queue or in_flight),
+                )
+        except KeyboardInterrupt:
+            for ref in in_flight:
+                ray.cancel(ref, force=True)
+            print(
+                f"\ninterrupted: cancelled {len(in_flight)} runs in flight; "
+                "launch the sweep again to resume them",
+                file=sys.stderr,
+            )
+            raise
+    finally:
+        ray.shutdown()
+    return summary
+
+
+def _cluster_slots(resources: Resources) -> int:
+    total = ray.cluster_resources()
+    slots = [total.get("CPU", 0) / resources.num_cpus] if resources.num_cpus else []
+    if resources.num_gpus:
+        slots.append(total.get("GPU", 0) / resources.num_gpus)
+    return max(1, int(min(slots))) if slots else 1
+
+
+def _collect(
+    ref: Any, rid: str, path: epath.Path, summary: SweepSummary, durations: list[float]
+) -> None:
+    try:
+        out = ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        cause = e.cause if e.cause is not None else e
+        summary.failed[rid] = f"{type(cause).__name__}: {cause}".splitlines()[0]
+        return
+    except (
+        ray.exceptions.WorkerCrashedError,
+        ray.exceptions.NodeDiedError,
+        ray.exceptions.TaskCancelledError,
+    ) as e:
+        summary.failed[rid] = f"{type(e).__name__} after all retries"
+        store.write_failure(path, store.FAILED, summary.failed[rid])
+        return
+    if out["status"] == store.DIVERGED:
+        summary.diverged[rid] = out["message"]
+        return
+    summary.finished.append(rid)
+    if out.get("trained"):
+        summary.trained.append(rid)
+    if out.get("wall_time_s"):
+        durations.append(float(out["wall_time_s"]))
+
+
+# ---------------------------------------------------------------------------
+# Cluster batch jobs
+
+
+def submit(
+    sweep_name: str,
+    *,
+    address: str,
+    store_path: str,
+    extra_args: list[str],
+    working_dir: Path = REPO_ROOT,
+) -> str:
+    """Submit `scaling sweep` as a Ray job; returns the job id."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    entrypoint = " ".join(
+        [
+            "python",
+            "-m",
+            "scaling.cli",
+            "sweep",
+            sweep_name,
+            "--store",
+            store_path,
+            "--address",
+            "auto",
+            *extra_args,
+        ]
+    )
+    return client.submit_job(
+        entrypoint=entrypoint,
+        runtime_env={
+            "working_dir": os.fspath(working_dir),
+            "excludes": [".git", "store", "demo_out", "*.hdf5", "**/__pycache__"],
+        },
+    )
+
+
+def job_status(address: str, job_id: str) -> tuple[str, str]:
+    """(status, logs) of a submitted job."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    return str(client.get_job_status(job_id)), client.get_job_logs(job_id)

@@ -1,0 +1,261 @@
+"""The results store: one directory per run, named by its config hash.
+
+    <store>/<sweep>/<run_id>/
+        config.json      the resolved config (+ code version), written first
+        metrics.jsonl    append-only: one line per evaluation during training
+        result.json      written atomically, only when the run finished
+        failure.json     why the last attempt did not finish (failed or diverged)
+        trainings.jsonl  one line per attempt that trained (start step, pid, host)
+        ckpt/            Orbax checkpoints
+        lock             held while a process trains the run
+        train.log        the run's own log
+
+A run without `result.json` is not finished; nothing partial is ever read as a result.
+Paths go through `etils.epath`, so a store can live on a shared filesystem or in a bucket
+(locking is atomic on POSIX filesystems, best effort on object stores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from etils import epath
+
+from scaling import __version__
+from scaling.config import RunConfig, from_dict, run_id, to_dict
+
+LOCK_STALE_AFTER_S = 120.0
+_HEARTBEAT_S = 10.0
+
+FINISHED, FAILED, DIVERGED, RUNNING, PENDING = (
+    "finished",
+    "failed",
+    "diverged",
+    "running",
+    "pending",
+)
+
+
+class LockHeld(RuntimeError):
+    """Another live process is training this run."""
+
+
+def run_dir(store: str | os.PathLike, sweep: str, cfg: RunConfig) -> epath.Path:
+    return epath.Path(store) / sweep / run_id(cfg)
+
+
+def _is_local(path: epath.Path) -> bool:
+    return "://" not in str(path)
+
+
+def write_json_atomic(path: epath.Path, obj: Any) -> None:
+    """Write JSON to a temporary file beside `path`, then rename it into place."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+    tmp.rename(path)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: epath.Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def init_run(path: epath.Path, cfg: RunConfig) -> None:
+    """Create the run dir and write its config (once; it never changes)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / "config.json").exists():
+        write_json_atomic(
+            path / "config.json",
+            {"run_id": run_id(cfg), "code_version": __version__, "config": to_dict(cfg)},
+        )
+
+
+def load_config(path: epath.Path) -> RunConfig:
+    return from_dict(read_json(path / "config.json")["config"])
+
+
+def append_metrics(path: epath.Path, record: dict[str, Any]) -> None:
+    line = json.dumps(record, default=_json_default) + "\n"
+    with (path / "metrics.jsonl").open("a") as f:
+        f.write(line)
+
+
+def read_metrics(path: epath.Path) -> list[dict[str, Any]]:
+    """Every complete line of metrics.jsonl (a torn last line is ignored)."""
+    f = path / "metrics.jsonl"
+    if not f.exists():
+        return []
+    out = []
+    for line in f.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            out.append(json.loads(line))
+    return out
+
+
+def write_result(path: epath.Path, result: dict[str, Any]) -> None:
+    write_json_atomic(path / "result.json", result)
+    failure = path / "failure.json"
+    if failure.exists():
+        failure.unlink()
+
+
+def write_failure(path: epath.Path, status: str, message: str, **extra: Any) -> None:
+    write_json_atomic(
+        path / "failure.json", {"status": status, "message": message, "time": time.time(), **extra}
+    )
+
+
+def record_training(path: epath.Path, start_step: int) -> None:
+    """Note that an attempt started training (tests and audits count these)."""
+    entry = {"start_step": start_step, "pid": os.getpid(), "host": socket.gethostname()}
+    entry["time"] = time.time()
+    with (path / "trainings.jsonl").open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def count_trainings(path: epath.Path) -> int:
+    f = path / "trainings.jsonl"
+    return len(f.read_text().splitlines()) if f.exists() else 0
+
+
+# ---------------------------------------------------------------------------
+# Claiming a run
+
+
+def _lock_is_stale(lock: epath.Path) -> bool:
+    try:
+        info = read_json(lock)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return True  # half-written or already gone
+    if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1))):
+        return True
+    return time.time() - float(info.get("heartbeat", 0)) > LOCK_STALE_AFTER_S
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock_body() -> str:
+    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()})
+
+
+def _try_create(lock: epath.Path) -> bool:
+    if _is_local(lock):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(_lock_body())
+        return True
+    if lock.exists():
+        return False
+    lock.write_text(_lock_body())
+    return True
+
+
+@contextlib.contextmanager
+def claim(path: epath.Path) -> Iterator[None]:
+    """Hold the run's lock while training; a stale lock of a dead process is taken over.
+
+    Raises `LockHeld` when a live process holds it. A heartbeat thread keeps the lock
+    fresh so that other hosts can tell a live holder from a dead one.
+    """
+    lock = path / "lock"
+    if not _try_create(lock):
+        if not _lock_is_stale(lock):
+            raise LockHeld(f"run {path.name} is being trained by another process")
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+        if not _try_create(lock):
+            raise LockHeld(f"run {path.name} was claimed by another process")
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(_HEARTBEAT_S):
+            with contextlib.suppress(OSError):
+                lock.write_text(_lock_body())
+
+    thread = threading.Thread(target=beat, daemon=True, name=f"heartbeat-{path.name}")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+
+
+# ---------------------------------------------------------------------------
+# Reading a store
+
+
+@dataclass(frozen=True)
+class RunState:
+    run_id: str
+    sweep: str
+    path: epath.Path
+    status: str
+    latest: dict[str, Any]  # last metrics.jsonl record, {} if none
+
+
+def run_status(path: epath.Path) -> str:
+    if (path / "result.json").exists():
+        return FINISHED
+    lock = path / "lock"
+    if lock.exists() and not _lock_is_stale(lock):
+        return RUNNING
+    failure = path / "failure.json"
+    if failure.exists():
+        return read_json(failure).get("status", FAILED)
+    return PENDING
+
+
+def scan(store: str | os.PathLike, sweep: str | None = None) -> list[RunState]:
+    """Every run dir under the store (or one sweep of it)."""
+    root = epath.Path(store)
+    if not root.exists():
+        return []
+    sweeps = [root / sweep] if sweep else [p for p in sorted(root.iterdir()) if p.is_dir()]
+    states = []
+    for sweep_dir in sweeps:
+        if not sweep_dir.exists():
+            continue
+        for path in sorted(sweep_dir.iterdir()):
+            if (path / "config.json").exists():
+                metrics = read_metrics(path)
+                states.append(
+                    RunState(
+                        run_id=path.name,
+                        sweep=sweep_dir.name,
+                        path=path,
+                        status=run_status(path),
+                        latest=metrics[-1] if metrics else {},
+                    )
+                )
+    return states

@@ -1,0 +1,190 @@
+"""Sweeps and experiments: loading them by name and expanding a sweep into run configs.
+
+An experiment file (`experiments/<name>.py`) exports `get_config() -> RunConfig`.
+A sweep file (`sweeps/<name>.py`) exports `get_sweep() -> Sweep`: which experiment,
+which axes (the product of axes; keys inside one axis are zipped), and the
+resources per run under named profiles (e.g. "cpu", "gpu8", "tpu").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import itertools
+import math
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from scaling.config import ConfigError, RunConfig, override, resolve_key, run_id
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class SweepError(ValueError):
+    """A sweep or experiment file is malformed; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run asks of Ray."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0  # fractional shares one GPU between runs
+    memory_fraction: float = 0.0  # of one accelerator's memory per run; 0 = JAX default
+    custom: dict[str, float] = field(default_factory=dict)  # e.g. {"TPU": 4}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    experiment: str  # experiments/<experiment>.py
+    axes: tuple[dict[str, list[Any]], ...] = ()
+    fixed: dict[str, Any] = field(default_factory=dict)  # overrides applied to every run
+    profiles: dict[str, Resources] = field(default_factory=lambda: {"cpu": Resources()})
+    profile: str = "cpu"
+    max_retries: int = 2  # retries after a worker crash (process killed, node lost)
+
+    @property
+    def resources(self) -> Resources:
+        if self.profile not in self.profiles:
+            raise SweepError(
+                f"sweep '{self.name}' has no resource profile '{self.profile}'; "
+                f"it has {', '.join(self.profiles)}"
+            )
+        return self.profiles[self.profile]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    run_id: str
+    config: RunConfig
+    point: dict[str, Any]  # the axis values of this run
+
+
+def find_file(kind: str, name: str) -> Path:
+    """`experiments/<name>.py` or `sweeps/<name>.py` by name, or a path to a .py file."""
+    direct = Path(name)
+    if direct.suffix == ".py":
+        if not direct.exists():
+            raise SweepError(f"no such {kind} file: {direct}")
+        return direct
+    for root in (Path.cwd(), REPO_ROOT):
+        candidate = root / kind / f"{name}.py"
+        if candidate.exists():
+            return candidate
+    available = sorted(p.stem for p in (REPO_ROOT / kind).glob("*.py") if p.stem != "__init__")
+    raise SweepError(f"no {kind} named '{name}'; available: {', '.join(available)}")
+
+
+def _import(path: Path, export: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"_scaling_{path.parent.name}_{path.stem}", path)
+    assert spec and spec.loader
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise SweepError(f"{path}:{e.lineno}: syntax error: {e.msg}") from e
+    except Exception as e:
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        raise SweepError(
+            f"{path}: {type(e).__name__} while loading (line {where.lineno}): {e}"
+        ) from e
+    fn = getattr(module, export, None)
+    if not callable(fn):
+        raise SweepError(f"{path} does not define {export}()")
+    try:
+        return fn()
+    except (ConfigError, SweepError) as e:
+        raise SweepError(f"{path}: {e}") from e
+
+
+def load_experiment(name: str) -> RunConfig:
+    path = find_file("experiments", name)
+    cfg = _import(path, "get_config")
+    if not isinstance(cfg, RunConfig):
+        raise SweepError(f"{path}: get_config() returned {type(cfg).__name__}, not RunConfig")
+    return cfg
+
+
+def load_sweep(name: str) -> Sweep:
+    path = find_file("sweeps", name)
+    sweep = _import(path, "get_sweep")
+    if not isinstance(sweep, Sweep):
+        raise SweepError(f"{path}: get_sweep() returned {type(sweep).__name__}, not Sweep")
+    return sweep
+
+
+def _points(sweep: Sweep) -> list[dict[str, Any]]:
+    """The product over axes of the zipped values inside each axis."""
+    per_axis = []
+    for axis in sweep.axes:
+        if not axis:
+            raise SweepError(f"sweep '{sweep.name}' has an empty axis")
+        lengths = {key: len(values) for key, values in axis.items()}
+        for key, n in lengths.items():
+            if n == 0:
+                raise SweepError(f"sweep '{sweep.name}': axis '{key}' has no values")
+        if len(set(lengths.values())) > 1:
+            raise SweepError(f"sweep '{sweep.name}': zipped keys need equal lengths, got {lengths}")
+        keys = list(axis)
+        per_axis.append(
+            [dict(zip(keys, vals, strict=True)) for vals in zip(*axis.values(), strict=True)]
+        )
+    return [
+        {k: v for part in combo for k, v in part.items()} for combo in itertools.product(*per_axis)
+    ]
+
+
+def expand(
+    sweep: Sweep, overrides: dict[str, Any] | None = None, base: RunConfig | None = None
+) -> list[PlannedRun]:
+    """Resolved configs of every run, in axis order, each with its run id (duplicates dropped)."""
+    overrides = overrides or {}
+    try:
+        axis_keys = {resolve_key(k) for axis in sweep.axes for k in axis}
+        for key in overrides:
+            if resolve_key(key) in axis_keys:
+                raise SweepError(f"'{key}' is an axis of sweep '{sweep.name}'; it cannot be --set")
+        cfg = base if base is not None else load_experiment(sweep.experiment)
+        cfg = override(cfg, {**sweep.fixed, **overrides})
+        planned, seen = [], set()
+        for point in _points(sweep):
+            run_cfg = override(cfg, point)
+            rid = run_id(run_cfg)
+            if rid not in seen:
+                seen.add(rid)
+                planned.append(PlannedRun(rid, run_cfg, point))
+    except ConfigError as e:
+        raise SweepError(f"sweep '{sweep.name}': {e}") from e
+    _ = sweep.resources  # unknown profile fails here, before anything starts
+    return planned
+
+
+def replace_axes(sweep: Sweep, values: dict[str, list[Any]]) -> Sweep:
+    """A copy of `sweep` with the values of some single-key axes replaced."""
+    if not values:
+        return sweep
+    wanted = {resolve_key(k): v for k, v in values.items()}
+    axes = []
+    for axis in sweep.axes:
+        keys = {resolve_key(k) for k in axis}
+        hits = {k: v for k, v in wanted.items() if k in keys}
+        if hits and len(axis) > 1:
+            raise SweepError(f"cannot replace the zipped axis {list(axis)} of sweep '{sweep.name}'")
+        axes.append(hits or axis)
+        for k in hits:
+            del wanted[k]
+    if wanted:
+        raise SweepError(f"'{next(iter(wanted))}' is not an axis of sweep '{sweep.name}'")
+    return dataclasses.replace(sweep, axes=tuple(axes))
+
+
+def log_spaced(low: int, high: int, n: int) -> list[int]:
+    """n integers spaced evenly in log between low and high (both included)."""
+    if n < 2 or low <= 0 or high <= low:
+        raise SweepError(f"log_spaced needs 0 < low < high and n >= 2, got {low}, {high}, {n}")
+    step = (math.log(high) - math.log(low)) / (n - 1)
+    return sorted({round(math.exp(math.log(low) + i * step)) for i in range(n)})

@@ -1,0 +1,405 @@
+"""One run: train a model on its data subset, evaluate it, and record the result.
+
+`train_and_evaluate(config, run_dir)` is the whole of a run, with or without Ray.
+The config is unpacked once here; the functions below take plain arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from etils import epath
+
+from scaling import store
+from scaling.checkpoint import Checkpoints
+from scaling.config import RunConfig, TrainConfig, run_id
+from scaling.data import Splits, iterate_batches, prepare_splits, train_stream
+from scaling.metrics import bce_loss, best_f1_thresholds, bootstrap, classification_report
+from scaling.models import ResNet1D, forward_flops, init_model, param_count
+from scaling.steps import TrainState, make_steps
+
+log = logging.getLogger(__name__)
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"training loss is not finite at step {step}")
+        self.step = step
+
+
+class InjectedFailure(RuntimeError):
+    """Raised on purpose at `train.fail_at_step` (fault-injection tests)."""
+
+
+# ---------------------------------------------------------------------------
+# Training length: the one place it is resolved
+
+
+@dataclass(frozen=True)
+class Schedule:
+    total_steps: int
+    steps_per_epoch: int
+    eval_every: int
+    checkpoint_every: int
+
+
+def resolve_schedule(n_train: int, t: TrainConfig) -> Schedule:
+    """Steps to train, evaluate and checkpoint from epochs, steps and the subset size."""
+    if n_train <= 0:
+        raise ValueError("the training subset is empty")
+    steps_per_epoch = max(1, math.ceil(n_train / t.batch_size))
+    limits = []
+    if t.max_epochs > 0:
+        limits.append(t.max_epochs * steps_per_epoch)
+    if t.max_steps > 0:
+        limits.append(t.max_steps)
+    if not limits:
+        raise ValueError(
+            "set train.max_epochs or train.max_steps (early stopping alone never ends)"
+        )
+    total = min(limits)
+    eval_every = min(t.eval_every or steps_per_epoch, total)
+    checkpoint_every = t.checkpoint_every or eval_every
+    return Schedule(total, steps_per_epoch, eval_every, checkpoint_every)
+
+
+# ---------------------------------------------------------------------------
+# Learning rate and stopping, driven by validation
+
+
+@dataclass
+class Controller:
+    """Reduce-on-plateau, warmup-cosine and early stopping; its state is checkpointed."""
+
+    lr: float
+    best: float = math.inf  # best value of the monitored metric, as a loss (lower is better)
+    best_step: int = -1
+    evals_since_best: int = 0
+    evals_since_lr_change: int = 0
+
+    def state(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def update(self, value: float, step: int, t: TrainConfig) -> bool:
+        """Take one validation value (lower is better); True if it is a new best."""
+        improved = value < self.best
+        if improved:
+            self.best, self.best_step, self.evals_since_best = value, step, 0
+            self.evals_since_lr_change = 0
+        else:
+            self.evals_since_best += 1
+            self.evals_since_lr_change += 1
+            if t.schedule == "plateau" and self.evals_since_lr_change >= t.plateau_patience:
+                self.lr = max(self.lr * t.plateau_factor, t.min_lr)
+                self.evals_since_lr_change = 0
+        return improved
+
+    def should_stop(self, t: TrainConfig) -> bool:
+        return t.early_stopping > 0 and self.evals_since_best >= t.early_stopping
+
+    def lr_at(self, step: int, total: int, t: TrainConfig) -> float:
+        if t.warmup_steps and step < t.warmup_steps:
+            return t.lr * (step + 1) / t.warmup_steps
+        if t.schedule == "cosine":
+            progress = (step - t.warmup_steps) / max(1, total - t.warmup_steps)
+            return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+        return self.lr
+
+
+def monitored(metric: str, val_loss: float, val_auroc: float) -> float:
+    """The early-stopping metric as a loss (lower is better)."""
+    if metric == "val_loss":
+        return val_loss
+    if metric == "val_macro_auroc":
+        return -val_auroc if math.isfinite(val_auroc) else math.inf
+    raise ValueError(
+        f"train.early_stopping_metric must be val_loss or val_macro_auroc, got {metric}"
+    )
+
+
+# ---------------------------------------------------------------------------
+# The run
+
+
+def train_and_evaluate(config: RunConfig, run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Train and evaluate one run; write its store files; return its result.
+
+    A finished run (result.json present) is returned as is; an unfinished one resumes
+    from its last checkpoint. Divergence is recorded in failure.json and raised.
+    """
+    path = epath.Path(run_dir)
+    store.init_run(path, config)
+    if (path / "result.json").exists():
+        return store.read_json(path / "result.json")
+    with store.claim(path), _run_log(path):
+        try:
+            result = _train_and_evaluate(config, path)
+        except Diverged as e:
+            store.write_failure(path, store.DIVERGED, str(e), step=e.step)
+            raise
+        except Exception as e:
+            import traceback
+
+            store.write_failure(
+                path, store.FAILED, f"{type(e).__name__}: {e}", traceback=traceback.format_exc()
+            )
+            raise
+        store.write_result(path, result)
+        return result
+
+
+class _run_log:
+    """Copy this package's log records into the run's train.log while it trains."""
+
+    def __init__(self, path: epath.Path) -> None:
+        self.handler = logging.FileHandler(os.fspath(path / "train.log"))
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+
+    def __enter__(self) -> None:
+        root = logging.getLogger("scaling")
+        root.addHandler(self.handler)
+        root.setLevel(logging.INFO)
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("scaling").removeHandler(self.handler)
+        self.handler.close()
+
+
+def _train_and_evaluate(config: RunConfig, path: epath.Path) -> dict[str, Any]:
+    d, _m, t, e, tr = config.data, config.model, config.train, config.eval, config.transfer
+    started = time.time()
+    splits = prepare_splits(d)
+    n_leads, n_classes = splits.n_leads, splits.n_classes
+    n_devices = jax.device_count()
+    if t.batch_size % n_devices:
+        raise ValueError(f"train.batch_size {t.batch_size} is not divisible by {n_devices} devices")
+    schedule = resolve_schedule(len(splits.train), t)
+    dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[t.dtype]
+
+    model, model_cfg = _build_model(config, n_leads, n_classes, dtype)
+    steps = make_steps(
+        model, optimizer=t.optimizer, weight_decay=t.weight_decay, trainable=_trainable(tr.mode)
+    )
+    pos_weight = _pos_weight(splits.train.labels) if t.class_weighting else np.ones(n_classes)
+    state = steps.init(model)
+
+    ckpts = Checkpoints(path / "ckpt")
+    controller = Controller(lr=t.lr)
+    start_step = 0
+    restored = ckpts.restore_latest(state)
+    if restored is not None:
+        state, meta = restored
+        controller = Controller(**meta["controller"])
+        start_step = meta["step"]
+        log.info("resuming from checkpoint at step %d", start_step)
+    store.record_training(path, start_step)
+
+    stream = train_stream(splits.train, d, t.batch_size, seed=t.init_seed, start_step=start_step)
+    train_time, step = 0.0, start_step
+    pending_losses: list[tuple[int, jax.Array]] = []
+    stopped_early = False
+    try:
+        while step < schedule.total_steps:
+            tick = time.time()
+            x, y = next(stream)
+            if step == t.fail_at_step:
+                raise InjectedFailure(f"fault injected at step {step} (train.fail_at_step)")
+            lr = controller.lr_at(step, schedule.total_steps, t)
+            state, loss = steps.train_step(state, steps.shard(x), steps.shard(y), lr, pos_weight)
+            pending_losses.append((step, loss))
+            step += 1
+            if step % schedule.eval_every == 0 or step == schedule.total_steps:
+                train_loss = _check_finite(pending_losses)
+                pending_losses = []
+                train_time += time.time() - tick
+                val_scores, val_labels = _predict(steps, state, splits, "val", d, e.batch_size)
+                val_loss = bce_loss(val_labels, val_scores)
+                val_auroc = _macro_auroc(val_labels, val_scores)
+                improved = controller.update(
+                    monitored(t.early_stopping_metric, val_loss, val_auroc), step, t
+                )
+                store.append_metrics(
+                    path,
+                    {
+                        "step": step,
+                        "epoch": step / schedule.steps_per_epoch,
+                        "lr": lr,
+                        "train_loss": train_loss,
+                        "val_loss": val_loss,
+                        "val_macro_auroc": val_auroc,
+                        "time": time.time() - started,
+                    },
+                )
+                log.info(
+                    "step %d train_loss %.4f val_loss %.4f val_macro_auroc %.4f",
+                    step,
+                    train_loss,
+                    val_loss,
+                    val_auroc,
+                )
+                if improved:
+                    ckpts.save_best(state, step)
+                if controller.should_stop(t):
+                    stopped_early = True
+                if step % schedule.checkpoint_every == 0 or stopped_early:
+                    ckpts.save(step, state, {"step": step, "controller": controller.state()})
+                if stopped_early:
+                    break
+            else:
+                train_time += time.time() - tick
+        ckpts.save(step, state, {"step": step, "controller": controller.state()})
+    finally:
+        stream.close()
+        ckpts.close()
+
+    best = ckpts.restore_best(state) if controller.best_step >= 0 else state
+    result = _evaluate(steps, best, splits, d, e)
+    seen = (step - start_step) * t.batch_size
+    result.update(
+        {
+            "run_id": run_id(config),
+            "status": store.FINISHED,
+            "train_exams": len(splits.train),
+            "pool_exams": len(splits.pool),
+            "pool_patients": len(np.unique(splits.pool.patients)),
+            "n_params": param_count(
+                model_cfg, n_leads=n_leads, n_classes=n_classes, length=d.length
+            ),
+            "flops_per_example": forward_flops(
+                model_cfg, n_leads=n_leads, n_classes=n_classes, length=d.length
+            ),
+            "train_examples_seen": step * t.batch_size,
+            "steps": step,
+            "epochs": step / schedule.steps_per_epoch,
+            "best_step": controller.best_step,
+            "stopped_early": stopped_early,
+            "wall_time_s": time.time() - started,
+            "train_time_s": train_time,
+            "examples_per_s": seen / train_time if train_time > 0 else float("nan"),
+            "device_kind": jax.devices()[0].device_kind,
+            "device_count": n_devices,
+            "host": socket.gethostname(),
+        }
+    )
+    return result
+
+
+def _trainable(mode: str) -> str:
+    return "head" if mode == "linear_probe" else "all"
+
+
+def _build_model(
+    config: RunConfig, n_leads: int, n_classes: int, dtype: Any
+) -> tuple[ResNet1D, Any]:
+    """A fresh model, or a pretrained one with a new head for transfer."""
+    from scaling.transfer import load_pretrained
+
+    d, t, tr = config.data, config.train, config.transfer
+    if tr.mode in ("none", "scratch"):
+        model = init_model(
+            config.model,
+            n_leads=n_leads,
+            n_classes=n_classes,
+            length=d.length,
+            seed=t.init_seed,
+            dtype=dtype,
+        )
+        return model, config.model
+    if tr.mode in ("finetune", "linear_probe"):
+        return load_pretrained(
+            tr.pretrained,
+            n_leads=n_leads,
+            n_classes=n_classes,
+            length=d.length,
+            seed=t.init_seed,
+            dtype=dtype,
+        )
+    raise ValueError(
+        f"transfer.mode must be none, scratch, finetune or linear_probe, got {tr.mode}"
+    )
+
+
+def _pos_weight(labels: np.ndarray) -> np.ndarray:
+    pos = labels.sum(0)
+    return np.clip((len(labels) - pos) / np.maximum(pos, 1), 1.0, 100.0).astype(np.float32)
+
+
+def _check_finite(losses: list[tuple[int, jax.Array]]) -> float:
+    """Mean of the pending step losses; raise `Diverged` at the first non-finite one."""
+    values = np.asarray(jax.device_get([loss for _, loss in losses]), dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise Diverged(losses[bad[0]][0])
+    return float(values.mean())
+
+
+def _macro_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = classification_report(labels, scores, [str(i) for i in range(labels.shape[1])])
+    return float(report.loc["macro", "auroc"])
+
+
+def _batches(splits: Splits, split: str, d: Any, batch_size: int) -> Iterator[tuple]:
+    return iterate_batches(getattr(splits, split), d, batch_size)
+
+
+def _predict(
+    steps: Any, state: TrainState, splits: Splits, split: str, d: Any, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid scores and labels of a whole split, in order."""
+    scores, labels = [], []
+    for x, y in _batches(splits, split, d, batch_size):
+        scores.append(steps.predict(state, x))
+        labels.append(y)
+    return np.concatenate(scores), np.concatenate(labels)
+
+
+def _evaluate(steps: Any, state: TrainState, splits: Splits, d: Any, e: Any) -> dict[str, Any]:
+    """Metrics on val and test: thresholds picked on val (or per split), bootstrap CIs."""
+    names = list(splits.class_names)
+    val_scores, val_labels = _predict(steps, state, splits, "val", d, e.batch_size)
+    test_scores, test_labels = _predict(steps, state, splits, "test", d, e.batch_size)
+    val_thresholds = best_f1_thresholds(val_labels, val_scores)
+    out: dict[str, Any] = {"metrics": {}, "loss": {}, "n_pos": {}, "n_exams": {}}
+    for split, labels, scores in (
+        ("val", val_labels, val_scores),
+        ("test", test_labels, test_scores),
+    ):
+        thresholds = val_thresholds if e.thresholds == "val" else best_f1_thresholds(labels, scores)
+        if e.bootstrap > 0:
+            table = bootstrap(
+                labels, scores, names, thresholds, n_resamples=e.bootstrap, seed=e.bootstrap_seed
+            )
+            table["threshold"] = classification_report(labels, scores, names, thresholds)[
+                "threshold"
+            ]
+        else:
+            table = classification_report(labels, scores, names, thresholds)
+        out["metrics"][split] = {
+            str(row): {k: _finite_or_none(v) for k, v in values.items()}
+            for row, values in table.to_dict(orient="index").items()
+        }
+        out["loss"][split] = bce_loss(labels, scores)
+        out["n_pos"][split] = dict(zip(names, labels.sum(0).astype(int).tolist(), strict=True))
+        out["n_exams"][split] = len(labels)
+    return out
+
+
+def _finite_or_none(v: Any) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
