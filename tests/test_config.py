@@ -1,0 +1,76 @@
+"""Config keys, overrides, serialisation and run identity."""
+
+import pytest
+
+from scaling.config import (
+    ConfigError,
+    RunConfig,
+    flatten,
+    from_dict,
+    override,
+    parse_overrides,
+    resolve_key,
+    run_id,
+    to_dict,
+)
+
+
+def test_keys_resolve_by_path_and_unique_leaf():
+    assert resolve_key("train.lr") == "train.lr"
+    assert resolve_key("subset_size") == "data.subset_size"
+    assert resolve_key("init_seed") == "train.init_seed"
+
+
+def test_unknown_key_names_the_closest_valid_one():
+    with pytest.raises(ConfigError, match="did you mean 'train.lr'"):
+        resolve_key("train.lrr")
+    with pytest.raises(ConfigError, match="subset_size"):
+        override(RunConfig(), {"subset_sise": 10})
+
+
+def test_ambiguous_leaf_needs_its_path():
+    with pytest.raises(ConfigError, match="unknown config key 'batch_size'"):
+        resolve_key("batch_size")
+    assert override(RunConfig(), {"eval.batch_size": 7}).eval.batch_size == 7
+
+
+def test_override_coerces_command_line_strings():
+    cfg = override(
+        RunConfig(),
+        parse_overrides(["train.lr=3e-4", "subset_size=1000", "leads=DI,DII", "class_weighting=true"]),
+    )
+    assert cfg.train.lr == 3e-4 and cfg.data.subset_size == 1000
+    assert cfg.data.leads == ("DI", "DII") and cfg.train.class_weighting is True
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("subset_size", "ten"), ("subset_size", 1.5), ("class_weighting", "maybe")]
+)
+def test_mistyped_value_is_an_error_naming_the_key(key, value):
+    with pytest.raises(ConfigError, match=key):
+        override(RunConfig(), {key: value})
+
+
+def test_malformed_override_string():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["train.lr"])
+
+
+def test_round_trip_and_hash_stability():
+    cfg = override(RunConfig(), {"subset_size": 500, "train.lr": 1e-4})
+    assert from_dict(to_dict(cfg)) == cfg
+    assert run_id(from_dict(to_dict(cfg))) == run_id(cfg)
+    assert run_id(cfg) != run_id(override(cfg, {"subset_size": 501}))
+
+
+def test_from_dict_rejects_unknown_fields():
+    d = to_dict(RunConfig())
+    d["train"]["lr_typo"] = 1
+    with pytest.raises(ConfigError, match="lr_typo"):
+        from_dict(d)
+
+
+def test_flatten_uses_the_same_names_as_the_sweep():
+    flat = flatten(override(RunConfig(), {"subset_size": 42}))
+    assert flat["subset_size"] == 42
+    assert "train.batch_size" in flat and "eval.batch_size" in flat

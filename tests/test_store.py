@@ -1,0 +1,73 @@
+"""The run store: atomic results, claims, stale-lock recovery, status."""
+
+import json
+import multiprocessing
+import os
+import time
+
+import pytest
+from etils import epath
+
+from scaling import store
+from scaling.config import RunConfig
+
+
+@pytest.fixture
+def run(tmp_path):
+    path = epath.Path(tmp_path) / "sweep" / "r1"
+    store.init_run(path, RunConfig())
+    return path
+
+
+def test_new_run_is_pending_with_its_config(run):
+    assert store.run_status(run) == store.PENDING
+    assert store.load_config(run) == RunConfig()
+
+
+def test_result_is_atomic_and_marks_finished(run):
+    store.write_failure(run, store.FAILED, "boom")
+    assert store.run_status(run) == store.FAILED
+    store.write_result(run, {"status": "finished", "x": 1})
+    assert store.run_status(run) == store.FINISHED
+    assert not (run / "failure.json").exists()
+    assert not [p for p in os.listdir(run) if p.endswith(".tmp")]
+
+
+def test_claim_excludes_a_second_claimant_and_releases(run):
+    with store.claim(run):
+        assert store.run_status(run) == store.RUNNING
+        with pytest.raises(store.LockHeld), store.claim(run):
+            pass
+    assert not (run / "lock").exists()
+    assert store.run_status(run) == store.PENDING
+
+
+def _hold(path: str) -> None:
+    with store.claim(epath.Path(path)):
+        time.sleep(60)
+
+
+def test_lock_of_a_killed_process_is_recovered(run):
+    proc = multiprocessing.get_context("spawn").Process(target=_hold, args=(os.fspath(run),))
+    proc.start()
+    deadline = time.time() + 30
+    while not (run / "lock").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert store.run_status(run) == store.RUNNING
+    proc.kill()
+    proc.join()
+    assert store.run_status(run) == store.PENDING  # dead holder: stale
+    with store.claim(run):
+        assert json.loads((run / "lock").read_text())["pid"] == os.getpid()
+
+
+def test_metrics_log_ignores_a_torn_last_line(run):
+    store.append_metrics(run, {"step": 1})
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 2, "val')
+    assert store.read_metrics(run) == [{"step": 1}]
+
+
+def test_scan_finds_runs(run, tmp_path):
+    states = store.scan(tmp_path)
+    assert [(s.sweep, s.run_id, s.status) for s in states] == [("sweep", "r1", store.PENDING)]
