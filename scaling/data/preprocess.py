@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
@@ -49,6 +50,12 @@ def fit_length(x: np.ndarray, length: int) -> np.ndarray:
         return x[:, start : start + length]
     before = (length - n) // 2
     return np.pad(x, ((0, 0), (before, length - n - before), (0, 0)))
+
+
+def stack_centred(signals: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack (samples, leads) records of different lengths, each centred in the longest."""
+    length = max(s.shape[0] for s in signals)
+    return np.stack([fit_length(s[None], length)[0] for s in signals]).astype(np.float32)
 
 
 def highpass(x: np.ndarray, rate: float, cutoff_hz: float) -> np.ndarray:

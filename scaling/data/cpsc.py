@@ -1,0 +1,552 @@
+"""CPSC 2018 (Liu et al. 2018) and the PhysioNet/CinC Challenge 2020/2021 `.mat` + `.hea` layout.
+
+Two layouts are read, both searched recursively under the given folder:
+
+- original: `REFERENCE.csv` at the top (Recording, First_label, Second_label, Third_label;
+  label numbers 1-9 in `CPSC_CLASSES` order) gives the labels. Each record is either a
+  Challenge-style `.mat` + `.hea` pair, or a `.mat` of the 2018 release alone, holding a struct
+  `ECG` with fields sex, age and data (12 x samples, mV, 500 Hz, leads as `CPSC_LEADS`).
+- Challenge 2020/2021 (no `REFERENCE.csv`): the `#Dx:` / `# Dx:` comment of each `.hea` lists
+  CPSC class names (2020 CPSC files, e.g. "AF,RBBB") or SNOMED CT codes (2021), mapped with
+  `SNOMED_CLASSES`. In 2021 data "Normal" means the code for sinus rhythm, which may come
+  with other findings. Records without any of the classes are kept with all-zero labels.
+
+CPSC has one record per patient, so a record's name is its patient id. Challenge `.mat` files
+hold `val`, int16 (leads x samples); mV = (val - baseline) / gain with both from the header.
+
+Headers are parsed here rather than with `wfdb.rdheader`, which costs about 4 ms a header
+(~6 min for the 88k records of Challenge 2021) and rejects real Georgia headers whose record
+line names the file ("E00666.mat 12 500 5000"); the tests check this parser against
+`wfdb.rdheader` on every real sample header that wfdb accepts.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.io
+import wfdb
+
+from scaling.data.dataset import DataError, ExamSet
+from scaling.data.preprocess import lead_indices, stack_centred
+
+CPSC_CLASSES = ("Normal", "AF", "I-AVB", "LBBB", "RBBB", "PAC", "PVC", "STD", "STE")
+CPSC_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+CPSC_RATE = 500.0
+REFERENCE = "REFERENCE.csv"
+_LABEL_COLUMNS = ("First_label", "Second_label", "Third_label")
+
+# SNOMED CT code -> CPSC class, from the Challenge 2021 tables dx_mapping_scored.csv and
+# dx_mapping_unscored.csv (github.com/physionetchallenges/evaluation-2021). Their "CPSC" column
+# counts the 2018 records under exactly these codes (sinus rhythm 918, AF 1221, IAVB 722,
+# LBBB 236, RBBB 1857, PAC 616, ventricular ectopics 700, STD 869, STE 220), and the scored
+# table's notes score 733534002/164909002, 713427006/59118001, 63593006/284470004 and
+# 17338001/427172004 as the same diagnosis.
+SNOMED_CLASSES = {
+    "426783006": "Normal",  # sinus rhythm
+    "164889003": "AF",  # atrial fibrillation
+    "270492004": "I-AVB",  # 1st degree AV block
+    "164909002": "LBBB",  # left bundle branch block
+    "733534002": "LBBB",  # complete left bundle branch block
+    "59118001": "RBBB",  # right bundle branch block
+    "713427006": "RBBB",  # complete right bundle branch block
+    "284470004": "PAC",  # premature atrial contraction
+    "63593006": "PAC",  # supraventricular premature beats
+    "164884008": "PVC",  # ventricular ectopics (CPSC's PVC records)
+    "427172004": "PVC",  # premature ventricular contractions
+    "17338001": "PVC",  # ventricular premature beats
+    "429622005": "STD",  # ST depression
+    "164931005": "STE",  # ST elevation
+}
+
+_MV_PER_UNIT = {"mv": 1.0, "uv": 1e-3, "v": 1e3}
+_GAIN = re.compile(r"^([-+]?[\d.]+(?:[eE][-+]?\d+)?)(?:\((-?\d+)\))?(?:/(\S+))?$")
+
+
+def read_cpsc(path: str | Path, *, classes: tuple[str, ...] = CPSC_CLASSES) -> ExamSet:
+    """Read CPSC 2018 (either layout) or Challenge 2020/2021 data; signals stay on disk."""
+    root = Path(path)
+    unknown = [c for c in classes if c not in CPSC_CLASSES]
+    if unknown or not classes:
+        raise ValueError(f"CPSC classes {unknown or classes} are not among {CPSC_CLASSES}")
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found; expected CPSC 2018 / Challenge records")
+    if (root / REFERENCE).is_file():
+        records = _records_with_reference(root)
+    else:
+        records = _records_with_dx(root)
+    if not records:
+        raise DataError(f"{root}: no records found (no .hea files, no {REFERENCE})")
+
+    rates = {r.sample_rate for r in records}
+    if len(rates) > 1:
+        raise DataError(
+            f"{root}: records have different sample rates {sorted(rates)} Hz; "
+            "read one database (one rate) at a time"
+        )
+    lead_names = records[0].lead_names
+    columns = np.array([_columns(r, lead_names) for r in records], dtype=np.int64)
+
+    labels = np.array([[c in r.classes for c in classes] for r in records], dtype=np.float32)
+    unlabelled = [r.name for r, y in zip(records, labels, strict=True) if not y.any()]
+    if unlabelled:
+        warnings.warn(
+            f"{len(unlabelled)} of {len(records)} records under {root} have none of the classes "
+            f"{', '.join(classes)} and are kept with all-zero labels (first: {unlabelled[:5]})",
+            stacklevel=2,
+        )
+    names = np.array([r.name for r in records])
+    sex = pd.Series([r.sex for r in records], dtype=object)
+    info = pd.DataFrame(
+        {
+            "age": [r.age for r in records],
+            "sex": sex,
+            "is_male": (sex == "male").astype(float).where(sex.notna()),
+            "dx": [r.dx for r in records],
+        }
+    )
+    reader = MatReader(
+        files=tuple(str(r.mat) for r in records),
+        shapes=np.array([(len(r.lead_names), r.length) for r in records], dtype=np.int64),
+        columns=columns,
+        baselines=np.take_along_axis(np.stack([r.baselines for r in records]), columns, axis=1),
+        scales=np.take_along_axis(np.stack([r.scales for r in records]), columns, axis=1),
+    )
+    return ExamSet(
+        exam_ids=names,
+        patient_ids=names.copy(),
+        labels=labels,
+        class_names=tuple(classes),
+        sample_rate=rates.pop(),
+        lead_names=lead_names,
+        reader=reader,
+        info=info,
+        source=str(root),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class MatReader:
+    """Reads `.mat` records by row: (digital - baseline) * scale, in mV, leads in set order."""
+
+    files: tuple[str, ...]
+    shapes: np.ndarray  # (N, 2): leads and samples stored in each file
+    columns: np.ndarray  # (N, leads): the file row of each of the set's leads
+    baselines: np.ndarray  # (N, leads), digital units
+    scales: np.ndarray  # (N, leads), mV per digital unit
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        if len(rows) == 0:
+            return np.zeros((0, 0, self.columns.shape[1]), dtype=np.float32)
+        return stack_centred([self._record(r) for r in rows])
+
+    def _record(self, row: int) -> np.ndarray:
+        path = self.files[row]
+        x = _load_mat(Path(path))
+        if x.shape != tuple(self.shapes[row]):
+            raise DataError(
+                f"{path}: signal of shape {x.shape}; the header says {tuple(self.shapes[row])} "
+                "(leads, samples)"
+            )
+        x = x[self.columns[row]].T.astype(np.float32)
+        return (x - self.baselines[row]) * self.scales[row]
+
+
+# ---------------------------------------------------------------------------
+# Records and their metadata
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a WFDB header says about a `.mat` record."""
+
+    sample_rate: float
+    length: int
+    lead_names: tuple[str, ...]
+    gains: np.ndarray  # digital units per physical unit, one per lead
+    baselines: np.ndarray  # digital value of 0 physical units
+    units: tuple[str, ...]
+    comments: dict[str, str] = field(default_factory=dict)  # "Dx" -> "AF,RBBB", "Age" -> "74"
+
+
+def read_header(path: Path) -> Header:
+    """Parse a single-segment WFDB header (record line, signal lines, `# key: value` comments)."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the header ({e})") from e
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    comments = {}
+    for line in lines:
+        if line.startswith("#"):
+            key, sep, value = line.lstrip("#").partition(":")
+            if sep:
+                comments[key.strip()] = value.strip()
+    spec = [line for line in lines if not line.startswith("#")]
+    if not spec:
+        raise DataError(f"{path}: no record line; expected 'name n_sig fs sig_len'")
+    n_sig, rate, length = _record_line(path, spec[0])
+    if len(spec) - 1 != n_sig:
+        raise DataError(f"{path}: record line announces {n_sig} signals but has {len(spec) - 1}")
+    gains, baselines, units, leads = [], [], [], []
+    for i, line in enumerate(spec[1:], start=1):
+        tokens = line.split()
+        gain = _GAIN.match(tokens[2]) if len(tokens) >= 9 else None
+        if gain is None:
+            raise DataError(
+                f"{path}: signal line {i} {line!r} is not 'file format gain(baseline)/units "
+                "resolution zero initial checksum block lead'"
+            )
+        value, baseline, unit = gain.groups()
+        gains.append(float(value) or 200.0)  # WFDB: a gain of 0 means 200
+        baselines.append(int(baseline) if baseline is not None else int(tokens[4]))
+        units.append(unit or "mV")
+        leads.append(" ".join(tokens[8:]))
+    return Header(
+        sample_rate=rate,
+        length=length,
+        lead_names=tuple(leads),
+        gains=np.array(gains),
+        baselines=np.array(baselines, dtype=np.float64),
+        units=tuple(units),
+        comments=comments,
+    )
+
+
+def _record_line(path: Path, line: str) -> tuple[int, float, int]:
+    """n_sig, fs, sig_len from 'name n_sig fs[/counter[(base)]] sig_len ...'."""
+    tokens = line.split()
+    try:
+        if "/" in tokens[0]:
+            raise ValueError("multi-segment records are not supported")
+        return int(tokens[1]), float(tokens[2].split("/")[0]), int(tokens[3])
+    except (IndexError, ValueError) as e:
+        raise DataError(
+            f"{path}: record line {line!r} is not 'name n_sig fs sig_len ...' ({e})"
+        ) from e
+
+
+@dataclass(frozen=True)
+class _Record:
+    name: str
+    mat: Path
+    sample_rate: float
+    length: int
+    lead_names: tuple[str, ...]
+    baselines: np.ndarray
+    scales: np.ndarray  # mV per digital unit
+    classes: frozenset[str]
+    dx: str
+    age: float
+    sex: str | None
+
+
+def _records_with_dx(root: Path) -> list[_Record]:
+    """Challenge layout: one record per `.hea`, labels from its Dx comment."""
+    records, missing = [], []
+    for hea in _unique_by_name(root, "*.hea"):
+        mat = hea.with_suffix(".mat")
+        if not mat.is_file():
+            missing.append(hea.stem)
+            continue
+        header = read_header(hea)
+        if "Dx" not in header.comments:
+            raise DataError(f"{hea}: no '# Dx:' comment line; expected the record's diagnoses")
+        dx = header.comments["Dx"]
+        records.append(_from_header(hea.stem, mat, header, _dx_classes(hea, dx), dx))
+    _warn_missing(root, missing, ".mat signal files")
+    return records
+
+
+def _records_with_reference(root: Path) -> list[_Record]:
+    """Original layout: the records listed in REFERENCE.csv, labels from there."""
+    labels = _read_reference(root / REFERENCE)
+    mats = {p.stem: p for p in _unique_by_name(root, "*.mat")}
+    records, missing = [], []
+    for name, classes in labels.items():
+        if name not in mats:
+            missing.append(name)
+            continue
+        mat, hea = mats[name], mats[name].with_suffix(".hea")
+        dx = ",".join(classes)
+        if hea.is_file():
+            records.append(_from_header(name, mat, read_header(hea), frozenset(classes), dx))
+        else:
+            records.append(_from_struct(name, mat, frozenset(classes), dx))
+    _warn_missing(root, missing, ".mat files for recordings listed in " + REFERENCE)
+    unlisted = sorted(set(mats) - set(labels))
+    _warn_missing(root, unlisted, f"labels in {REFERENCE} (their .mat files are ignored)")
+    return records
+
+
+def _from_header(name: str, mat: Path, header: Header, classes: frozenset[str], dx: str) -> _Record:
+    per_unit = []
+    for unit in header.units:
+        if unit.lower() not in _MV_PER_UNIT:
+            raise DataError(f"{mat.with_suffix('.hea')}: unit {unit!r}; expected mV, uV or V")
+        per_unit.append(_MV_PER_UNIT[unit.lower()])
+    return _Record(
+        name=name,
+        mat=mat,
+        sample_rate=header.sample_rate,
+        length=header.length,
+        lead_names=header.lead_names,
+        baselines=header.baselines,
+        scales=np.array(per_unit) / header.gains,
+        classes=classes,
+        dx=dx,
+        age=_age(header.comments.get("Age")),
+        sex=_sex(header.comments.get("Sex")),
+    )
+
+
+def _from_struct(name: str, mat: Path, classes: frozenset[str], dx: str) -> _Record:
+    """A CPSC 2018 release file: struct ECG with sex, age and data (12 x samples, mV)."""
+    ecg = _load_struct(mat)
+    n = len(CPSC_LEADS)
+    return _Record(
+        name=name,
+        mat=mat,
+        sample_rate=CPSC_RATE,
+        length=ecg["data"].shape[1],
+        lead_names=CPSC_LEADS,
+        baselines=np.zeros(n),
+        scales=np.ones(n),
+        classes=classes,
+        dx=dx,
+        age=_age(str(ecg.get("age"))),
+        sex=_sex(str(ecg.get("sex"))),
+    )
+
+
+def _read_reference(path: Path) -> dict[str, list[str]]:
+    """Recording -> its CPSC classes, from REFERENCE.csv."""
+    try:
+        table = pd.read_csv(path, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable CSV table ({e})") from e
+    missing = [c for c in ("Recording", *_LABEL_COLUMNS) if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+    numbers = ", ".join(f"{i}={c}" for i, c in enumerate(CPSC_CLASSES, start=1))
+    out: dict[str, list[str]] = {}
+    for row in table.itertuples(index=False):
+        name = str(row.Recording).strip()
+        if name in out:
+            raise DataError(f"{path}: Recording {name} is listed twice")
+        classes = []
+        for column in _LABEL_COLUMNS:
+            value = getattr(row, column)
+            if pd.isna(value) or not str(value).strip():
+                continue
+            number = str(value).strip().removesuffix(".0")
+            if not number.isdigit() or not 1 <= int(number) <= len(CPSC_CLASSES):
+                raise DataError(
+                    f"{path}: {column} of Recording {name} is {value!r}; expected a label "
+                    f"number ({numbers})"
+                )
+            classes.append(CPSC_CLASSES[int(number) - 1])
+        if not classes:
+            raise DataError(f"{path}: Recording {name} has no label; expected First_label")
+        out[name] = classes
+    return out
+
+
+def _dx_classes(hea: Path, dx: str) -> frozenset[str]:
+    """CPSC classes named by a Dx comment: CPSC class names or SNOMED CT codes."""
+    tokens = [t.strip() for t in dx.split(",") if t.strip()]
+    if not tokens:
+        raise DataError(f"{hea}: empty Dx comment; expected diagnoses such as 'AF,RBBB'")
+    classes = set()
+    for token in tokens:
+        if token in CPSC_CLASSES:
+            classes.add(token)
+        elif token.isdigit():
+            if token in SNOMED_CLASSES:
+                classes.add(SNOMED_CLASSES[token])
+        else:
+            raise DataError(
+                f"{hea}: Dx entry {token!r} is neither a CPSC class ({', '.join(CPSC_CLASSES)}) "
+                "nor a SNOMED CT code"
+            )
+    return frozenset(classes)
+
+
+def _unique_by_name(root: Path, pattern: str) -> list[Path]:
+    """Files under `root` matching `pattern`, sorted by name; a name found twice is an error."""
+    seen: dict[str, Path] = {}
+    for path in sorted(root.rglob(pattern)):
+        if path.stem in seen:
+            raise DataError(f"record {path.stem} is found twice: {seen[path.stem]} and {path}")
+        seen[path.stem] = path
+    return [seen[k] for k in sorted(seen)]
+
+
+def _warn_missing(root: Path, names: list[str], what: str) -> None:
+    if names:
+        warnings.warn(
+            f"{len(names)} records under {root} have no {what} and were left out "
+            f"(first: {names[:5]})",
+            stacklevel=3,
+        )
+
+
+def _columns(record: _Record, lead_names: tuple[str, ...]) -> np.ndarray:
+    try:
+        return lead_indices(record.lead_names, lead_names)
+    except DataError as e:
+        raise DataError(f"{record.mat}: {e}") from e
+
+
+def _load_mat(path: Path) -> np.ndarray:
+    """The (leads, samples) signal of a Challenge (`val`) or CPSC 2018 (`ECG.data`) file."""
+    try:
+        mat = scipy.io.loadmat(path, simplify_cells=True)
+    except (OSError, ValueError, scipy.io.matlab.MatReadError) as e:
+        raise DataError(f"{path}: cannot read the .mat file ({e})") from e
+    if "val" in mat:
+        return np.atleast_2d(mat["val"])
+    if isinstance(mat.get("ECG"), dict) and "data" in mat["ECG"]:
+        return np.atleast_2d(mat["ECG"]["data"])
+    raise DataError(f"{path}: no variable 'val' or struct 'ECG' with field 'data'")
+
+
+def _load_struct(path: Path) -> dict:
+    try:
+        mat = scipy.io.loadmat(path, simplify_cells=True)
+    except (OSError, ValueError, scipy.io.matlab.MatReadError) as e:
+        raise DataError(f"{path}: cannot read the .mat file ({e})") from e
+    ecg = mat.get("ECG")
+    if not isinstance(ecg, dict) or np.ndim(ecg.get("data")) != 2:
+        raise DataError(
+            f"{path}: no .hea beside it and no struct 'ECG' with a 2-D field 'data'; "
+            "expected a CPSC 2018 record"
+        )
+    return ecg
+
+
+def _age(text: str | None) -> float:
+    try:
+        return float(text) if text is not None else float("nan")
+    except ValueError:
+        return float("nan")  # "Unknown", "NaN"
+
+
+def _sex(text: str | None) -> str | None:
+    return {"male": "male", "m": "male", "female": "female", "f": "female"}.get(
+        (text or "").strip().lower()
+    )
+
+
+# ---------------------------------------------------------------------------
+# A synthetic CPSC 2018 for tests: the real layouts, label-dependent waveforms
+
+LAYOUTS = ("challenge2020", "challenge2021", "original")
+# Each class's main SNOMED CT code, for the 2021 layout.
+_SNOMED_OF_CLASS = {
+    "Normal": "426783006",
+    "AF": "164889003",
+    "I-AVB": "270492004",
+    "LBBB": "164909002",
+    "RBBB": "59118001",
+    "PAC": "284470004",
+    "PVC": "164884008",
+    "STD": "429622005",
+    "STE": "164931005",
+}
+_T_WAVE_ABNORMAL = "164934002"  # a SNOMED code outside the nine classes
+# CPSC class -> the waveform class of `scaling.data.synthetic.ecg_waveforms` that draws it.
+_WAVEFORM_CLASS = {"I-AVB": "1dAVb", "AF": "AF", "LBBB": "LBBB", "RBBB": "RBBB"}
+_ABNORMAL = CPSC_CLASSES[1:]
+
+
+def write_cpsc_sample(
+    out: str | Path, *, n_records: int, layout: str = "challenge2020", seed: int = 0
+) -> Path:
+    """Write a small synthetic CPSC 2018 under `out` and return `out`.
+
+    `layout`: "challenge2020" (`.mat` + `.hea`, Dx with class names), "challenge2021" (Dx with
+    SNOMED CT codes, sometimes one outside the classes) or "original" (the 2018 release:
+    `.mat` structs and REFERENCE.csv). Records are 10, 15 or 20 s at 500 Hz, with one to three
+    classes ("Normal" alone or up to three abnormalities) and waveforms from `ecg_waveforms`.
+    """
+    # Imported here so that reading CPSC does not depend on the synthetic-data module.
+    from scaling.data.synthetic import ecg_waveforms
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"CPSC layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if n_records < 1:
+        raise ValueError(f"n_records must be at least 1, got {n_records}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    dx = [_sample_classes(rng) for _ in range(n_records)]
+    lengths = rng.choice([5000, 7500, 10000], size=n_records)
+
+    waveform_names = tuple(_WAVEFORM_CLASS.get(c, c) for c in _ABNORMAL)
+    waveform_labels = np.array([[c in d for c in _ABNORMAL] for d in dx], dtype=np.float32)
+    signals = ecg_waveforms(
+        waveform_labels, waveform_names, rate=CPSC_RATE, length=int(lengths.max()), rng=rng
+    )
+    reference = []
+    for i, (classes, x, n) in enumerate(zip(dx, signals, lengths, strict=True)):
+        name = f"A{i + 1:04d}"
+        age, sex = int(rng.integers(18, 90)), str(rng.choice(["Male", "Female"]))
+        mv = np.clip(x[:n], -32.0, 32.0)
+        if layout == "original":
+            ecg = {"sex": sex, "age": age, "data": mv.T.astype(np.float64)}
+            scipy.io.savemat(out / f"{name}.mat", {"ECG": ecg})
+            numbers = [CPSC_CLASSES.index(c) + 1 for c in classes]
+            reference.append([name, *numbers, *[None] * (3 - len(numbers))])
+            continue
+        if layout == "challenge2020":
+            codes = list(classes)
+        else:
+            codes = [_SNOMED_OF_CLASS[c] for c in classes]
+            if rng.random() < 0.3:
+                codes.append(_T_WAVE_ABNORMAL)
+        comments = [f"Age: {age}", f"Sex: {sex}", f"Dx: {','.join(codes)}"]
+        comments += ["Rx: Unknown", "Hx: Unknown", "Sx: Unknown"]
+        _write_challenge_record(out, name, np.round(mv * 1000).astype(np.int16), comments)
+    if layout == "original":
+        columns = ["Recording", *_LABEL_COLUMNS]
+        pd.DataFrame(reference, columns=columns).astype(object).to_csv(out / REFERENCE, index=False)
+    return out
+
+
+def _sample_classes(rng: np.random.Generator) -> list[str]:
+    if rng.random() < 0.25:
+        return ["Normal"]
+    k = int(rng.choice([1, 2, 3], p=[0.7, 0.2, 0.1]))
+    return [str(c) for c in rng.choice(_ABNORMAL, size=k, replace=False)]
+
+
+def _write_challenge_record(out: Path, name: str, digital: np.ndarray, comments: list[str]) -> None:
+    """`name.mat` (MATLAB v4, `val` int16 leads x samples, data at byte 24) and `name.hea`."""
+    n = len(CPSC_LEADS)
+    scipy.io.savemat(out / f"{name}.mat", {"val": digital.T}, format="4")
+    record = wfdb.Record(
+        record_name=name,
+        n_sig=n,
+        fs=CPSC_RATE,
+        sig_len=len(digital),
+        file_name=[f"{name}.mat"] * n,
+        fmt=["16"] * n,
+        byte_offset=[24] * n,
+        adc_gain=[1000.0] * n,
+        baseline=[0] * n,
+        units=["mV"] * n,
+        adc_res=[16] * n,
+        adc_zero=[0] * n,
+        block_size=[0] * n,
+        sig_name=list(CPSC_LEADS),
+        comments=comments,
+        d_signal=digital,
+    )
+    record.set_d_features()
+    record.wrheader(write_dir=str(out))

@@ -1,0 +1,356 @@
+"""PTB-XL (Wagner et al. 2020): `ptbxl_database.csv`, `scp_statements.csv` and WFDB records.
+
+Labels follow the PTB-XL benchmark of Strodthoff et al. (2020), `compute_label_aggregations`
+and `select_data` in github.com/helme/ecg_ptbxl_benchmarking (code/utils/utils.py):
+
+- a statement counts when it is a key of `scp_codes`, whatever its likelihood (form and rhythm
+  statements always carry likelihood 0);
+- "diagnostic", "subdiagnostic" and "superdiagnostic" use only statements with
+  `diagnostic == 1` in `scp_statements.csv`, mapped to themselves, to `diagnostic_subclass`
+  or to `diagnostic_class` (NORM, MI, STTC, CD, HYP); "form" and "rhythm" keep the statements
+  flagged `form == 1` / `rhythm == 1`; "all" keeps every statement;
+- exams without any label at the chosen level are left out, and the classes are the sorted
+  names that remain.
+
+The recommended split is by `strat_fold` (patient-disjoint): folds 1-8 train, 9 val, 10 test,
+given in `info["split"]`. Ages above 89 are coded 300 in PTB-XL and are kept as they are.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import wfdb
+from scipy import signal
+
+from scaling.data.dataset import DataError, ExamSet
+from scaling.data.preprocess import lead_indices, stack_centred
+
+LEVELS = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")
+DATABASE = "ptbxl_database.csv"
+STATEMENTS = "scp_statements.csv"
+PTBXL_LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+_STATEMENT_COLUMNS = (
+    "description",
+    "diagnostic",
+    "form",
+    "rhythm",
+    "diagnostic_class",
+    "diagnostic_subclass",
+)
+_FILENAME_COLUMN = {"100": "filename_lr", "500": "filename_hr"}
+_SPLIT_OF_FOLD = {**dict.fromkeys(range(1, 9), "train"), 9: "val", 10: "test"}
+_SEX = {0: "male", 1: "female"}  # PTB-XL codes sex as male 0, female 1 (Wagner et al., Table 2)
+_DIAGNOSTIC_COLUMN = {
+    "diagnostic": None,
+    "subdiagnostic": "diagnostic_subclass",
+    "superdiagnostic": "diagnostic_class",
+}
+
+
+def read_ptbxl(
+    path: str | Path, *, level: str = "superdiagnostic", sampling: str = "500"
+) -> ExamSet:
+    """Read PTB-XL's metadata; signals stay on disk and are read by row with `wfdb`.
+
+    `sampling` picks records500/ ("500") or records100/ ("100"). Records listed in the
+    database but missing on disk at that rate are left out with a warning.
+    """
+    root = Path(path)
+    if level not in LEVELS:
+        raise ValueError(f"PTB-XL label level {level!r} is not one of {', '.join(LEVELS)}")
+    sampling = str(sampling)
+    if sampling not in _FILENAME_COLUMN:
+        raise ValueError(f"PTB-XL sampling {sampling!r} is not one of '100', '500'")
+    file_column = _FILENAME_COLUMN[sampling]
+
+    db_path = root / DATABASE
+    db = _read_table(
+        db_path,
+        ("ecg_id", "patient_id", "age", "sex", "scp_codes", "strat_fold", file_column),
+    )
+    statements = _read_table(root / STATEMENTS, _STATEMENT_COLUMNS[1:], index_col=0)
+    names = _labels_at_level(_parse_scp_codes(db, db_path), statements, level)
+    folds = _folds(db, db_path)
+
+    present = np.array([_record_exists(root / f) for f in db[file_column]], dtype=bool)
+    if not present.all():
+        missing = db["ecg_id"][~present].tolist()
+        warnings.warn(
+            f"{len(missing)} of {len(db)} records listed in {db_path} have no {sampling} Hz "
+            f"files under {root} and were left out (first ecg_ids: {missing[:5]})",
+            stacklevel=2,
+        )
+    keep = present & np.array([len(n) > 0 for n in names], dtype=bool)
+    if not keep.any():
+        raise DataError(f"{root}: no PTB-XL record with {level} labels found at {sampling} Hz")
+    db, folds = db[keep].reset_index(drop=True), folds[keep]
+    names = [n for n, k in zip(names, keep, strict=True) if k]
+
+    class_names = tuple(sorted(set().union(*names)))
+    labels = np.array([[c in n for c in class_names] for n in names], dtype=np.float32)
+    records = tuple(str(root / f) for f in db[file_column])
+    sample_rate, lead_names = _rate_and_leads(records[0])
+
+    sex = db["sex"].map(_SEX)
+    info = pd.DataFrame(
+        {
+            "age": db["age"].astype(float),
+            "sex": sex,
+            "is_male": (sex == "male").astype(float).where(sex.notna()),
+            "fold": folds,
+            "split": [_SPLIT_OF_FOLD[f] for f in folds],
+        }
+    )
+    return ExamSet(
+        exam_ids=db["ecg_id"].to_numpy(np.int64),
+        patient_ids=_patient_ids(db, db_path),
+        labels=labels,
+        class_names=class_names,
+        sample_rate=sample_rate,
+        lead_names=lead_names,
+        reader=PtbxlReader(records, sample_rate, lead_names),
+        info=info,
+        source=str(root),
+    )
+
+
+@dataclass(frozen=True)
+class PtbxlReader:
+    """Reads PTB-XL WFDB records by row with `wfdb.rdsamp`, in mV, leads in set order."""
+
+    records: tuple[str, ...]  # record paths without extension
+    sample_rate: float
+    lead_names: tuple[str, ...]
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        if len(rows) == 0:
+            return np.zeros((0, 0, len(self.lead_names)), dtype=np.float32)
+        return stack_centred([self._record(self.records[r]) for r in rows])
+
+    def _record(self, record: str) -> np.ndarray:
+        try:
+            x, meta = wfdb.rdsamp(record)
+        except (OSError, ValueError) as e:
+            raise DataError(f"{record}: cannot read the WFDB record ({e})") from e
+        if meta["fs"] != self.sample_rate:
+            raise DataError(
+                f"{record}.hea: sample rate {meta['fs']} Hz; expected {self.sample_rate} Hz "
+                "like the rest of the set"
+            )
+        leads = tuple(meta["sig_name"])
+        if leads != self.lead_names:
+            try:
+                x = x[:, lead_indices(leads, self.lead_names)]
+            except DataError as e:
+                raise DataError(f"{record}.hea: {e}") from e
+        return x.astype(np.float32)
+
+
+def _read_table(path: Path, columns: tuple[str, ...], index_col: int | None = None) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; expected PTB-XL's {path.name}")
+    try:
+        table = pd.read_csv(path, index_col=index_col)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable CSV table ({e})") from e
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+    return table
+
+
+def _parse_scp_codes(db: pd.DataFrame, db_path: Path) -> list[dict[str, float]]:
+    """Each row's `scp_codes` string (a Python dict literal) as statement -> likelihood."""
+    codes = []
+    for ecg_id, text in zip(db["ecg_id"], db["scp_codes"], strict=True):
+        try:
+            value = ast.literal_eval(text) if isinstance(text, str) else None
+        except (ValueError, SyntaxError):
+            value = None
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise DataError(
+                f"{db_path}: field scp_codes of ecg_id {ecg_id} is {text!r}; expected a dict "
+                "literal of statement -> likelihood, e.g. \"{'NORM': 100.0, 'SR': 0.0}\""
+            )
+        codes.append(value)
+    return codes
+
+
+def _labels_at_level(
+    codes: list[dict[str, float]], statements: pd.DataFrame, level: str
+) -> list[set[str]]:
+    """Each exam's label names at `level` (see the module docstring)."""
+    if level == "all":
+        return [set(c) for c in codes]
+    if level in _DIAGNOSTIC_COLUMN:
+        rows = statements[statements["diagnostic"] == 1]
+        column = _DIAGNOSTIC_COLUMN[level]
+    else:
+        rows = statements[statements[level] == 1]
+        column = None
+    names = rows.index.to_series() if column is None else rows[column]
+    mapping = names.dropna().astype(str).to_dict()
+    return [{mapping[k] for k in c if k in mapping} for c in codes]
+
+
+def _folds(db: pd.DataFrame, db_path: Path) -> np.ndarray:
+    folds = pd.to_numeric(db["strat_fold"], errors="coerce")
+    bad = ~folds.isin(list(_SPLIT_OF_FOLD))
+    if bad.any():
+        first = db.loc[bad, ["ecg_id", "strat_fold"]].iloc[0]
+        raise DataError(
+            f"{db_path}: field strat_fold of ecg_id {first['ecg_id']} is "
+            f"{first['strat_fold']!r}; expected an integer 1-10"
+        )
+    return folds.to_numpy(np.int64)
+
+
+def _patient_ids(db: pd.DataFrame, db_path: Path) -> np.ndarray:
+    ids = pd.to_numeric(db["patient_id"], errors="coerce")
+    if ids.isna().any():
+        ecg_id = db["ecg_id"][ids.isna()].iloc[0]
+        raise DataError(f"{db_path}: field patient_id of ecg_id {ecg_id} is not a number")
+    return ids.to_numpy(np.int64)
+
+
+def _record_exists(record: Path) -> bool:
+    return record.with_name(record.name + ".hea").is_file() and (
+        record.with_name(record.name + ".dat").is_file()
+    )
+
+
+def _rate_and_leads(record: str) -> tuple[float, tuple[str, ...]]:
+    try:
+        header = wfdb.rdheader(record)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{record}.hea: cannot parse the WFDB header ({e})") from e
+    return float(header.fs), tuple(header.sig_name)
+
+
+# ---------------------------------------------------------------------------
+# A synthetic PTB-XL for tests: the real layout, a few statements, label-dependent waveforms
+
+# A few statements as in scp_statements.csv, one value per `_STATEMENT_COLUMNS`.
+_SAMPLE_STATEMENTS = {
+    "NORM": ("normal ECG", 1.0, None, None, "NORM", "NORM"),
+    "IMI": ("inferior myocardial infarction", 1.0, None, None, "MI", "IMI"),
+    "NDT": ("non-diagnostic T abnormalities", 1.0, 1.0, None, "STTC", "STTC"),
+    "LVH": ("left ventricular hypertrophy", 1.0, None, None, "HYP", "LVH"),
+    "1AVB": ("first degree AV block", 1.0, None, None, "CD", "_AVB"),
+    "CRBBB": ("complete right bundle branch block", 1.0, None, None, "CD", "CRBBB"),
+    "CLBBB": ("complete left bundle branch block", 1.0, None, None, "CD", "CLBBB"),
+    "PVC": ("ventricular premature complex", None, 1.0, None, None, None),
+    "SR": ("sinus rhythm", None, None, 1.0, None, None),
+    "AFIB": ("atrial fibrillation", None, None, 1.0, None, None),
+    "SBRAD": ("sinus bradycardia", None, None, 1.0, None, None),
+    "STACH": ("sinus tachycardia", None, None, 1.0, None, None),
+}
+_ABNORMAL = ("IMI", "NDT", "LVH", "1AVB", "CRBBB", "CLBBB")
+_RHYTHMS = ("SR", "AFIB", "SBRAD", "STACH")
+# Statement -> the waveform class of `scaling.data.synthetic.ecg_waveforms` that draws it.
+_WAVEFORM_CLASS = {
+    "IMI": "MI",
+    "NDT": "STTC",
+    "LVH": "HYP",
+    "1AVB": "1dAVb",
+    "CRBBB": "RBBB",
+    "CLBBB": "LBBB",
+    "PVC": "PVC",
+    "AFIB": "AF",
+    "SBRAD": "SB",
+    "STACH": "ST",
+}
+
+
+def write_ptbxl_sample(out: str | Path, *, n_records: int, n_patients: int, seed: int = 0) -> Path:
+    """Write a small synthetic PTB-XL in the real layout under `out` and return `out`.
+
+    Metadata tables as PTB-XL's, 10 s WFDB records (format 16, 1000/mV) at 500 Hz and,
+    downsampled, at 100 Hz. Every patient has at least one record; folds 1-10 are drawn
+    by patient. Waveforms come from `ecg_waveforms`, so labels are learnable.
+    """
+    # Imported here so that reading PTB-XL does not depend on the synthetic-data module.
+    from scaling.data.synthetic import ecg_waveforms
+
+    if n_records < 1 or not 1 <= n_patients <= n_records:
+        raise ValueError(
+            f"need n_records >= 1 and 1 <= n_patients <= n_records, got {n_records}, {n_patients}"
+        )
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    patient = rng.permutation(
+        np.concatenate([np.arange(n_patients), rng.integers(0, n_patients, n_records - n_patients)])
+    )
+    fold_of_patient = 1 + rng.permutation(n_patients) * 10 // n_patients
+    codes = [_sample_scp_codes(rng) for _ in range(n_records)]
+
+    waveform_classes = tuple(dict.fromkeys(_WAVEFORM_CLASS.values()))
+    waveform_labels = np.array(
+        [[c in {_WAVEFORM_CLASS.get(k) for k in code} for c in waveform_classes] for code in codes],
+        dtype=np.float32,
+    )
+    signals = ecg_waveforms(waveform_labels, waveform_classes, rate=500, length=5000, rng=rng)
+
+    rows = []
+    for i, (code, x) in enumerate(zip(codes, signals, strict=True)):
+        ecg_id = i + 1
+        folder = f"{ecg_id // 1000 * 1000:05d}"
+        hr, lr = f"records500/{folder}/{ecg_id:05d}_hr", f"records100/{folder}/{ecg_id:05d}_lr"
+        _write_record(out / hr, x, 500)
+        _write_record(out / lr, signal.resample_poly(x, 1, 5, axis=0), 100)
+        rows.append(
+            {
+                "ecg_id": ecg_id,
+                "patient_id": float(10000 + patient[i]),
+                "age": float(rng.integers(18, 90)),
+                "sex": int(rng.integers(0, 2)),
+                "scp_codes": repr(code),
+                "strat_fold": int(fold_of_patient[patient[i]]),
+                "filename_lr": lr,
+                "filename_hr": hr,
+            }
+        )
+    pd.DataFrame(rows).to_csv(out / DATABASE, index=False)
+    statements = pd.DataFrame.from_dict(
+        _SAMPLE_STATEMENTS,
+        orient="index",
+        columns=list(_STATEMENT_COLUMNS),
+    )
+    statements.to_csv(out / STATEMENTS)
+    return out
+
+
+def _sample_scp_codes(rng: np.random.Generator) -> dict[str, float]:
+    """One exam's statements: NORM or one or two abnormalities, a rhythm, sometimes PVCs."""
+    likelihood = [50.0, 80.0, 100.0]
+    if rng.random() < 0.4:
+        code = {"NORM": float(rng.choice(likelihood))}
+    else:
+        picked = rng.choice(_ABNORMAL, size=int(rng.integers(1, 3)), replace=False)
+        code = {str(s): float(rng.choice(likelihood)) for s in picked}
+    code[str(rng.choice(_RHYTHMS, p=[0.7, 0.1, 0.1, 0.1]))] = 0.0
+    if rng.random() < 0.1:
+        code["PVC"] = 0.0
+    return code
+
+
+def _write_record(record: Path, x: np.ndarray, rate: int) -> None:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    wfdb.wrsamp(
+        record.name,
+        fs=rate,
+        units=["mV"] * len(PTBXL_LEADS),
+        sig_name=list(PTBXL_LEADS),
+        p_signal=np.clip(x, -32.0, 32.0).astype(np.float64),
+        fmt=["16"] * len(PTBXL_LEADS),
+        adc_gain=[1000.0] * len(PTBXL_LEADS),
+        baseline=[0] * len(PTBXL_LEADS),
+        write_dir=str(record.parent),
+    )
