@@ -463,6 +463,9 @@ _T_WAVE_ABNORMAL = "164934002"  # a SNOMED code outside the nine classes
 # CPSC class -> the waveform class of `scaling.data.synthetic.ecg_waveforms` that draws it.
 _WAVEFORM_CLASS = {"I-AVB": "1dAVb", "AF": "AF", "LBBB": "LBBB", "RBBB": "RBBB"}
 _ABNORMAL = CPSC_CLASSES[1:]
+# Classes no exam has together (one bundle-branch block; no PR interval without P waves):
+# the first is kept.
+_EXCLUSIVE = (("RBBB", "LBBB"), ("AF", "I-AVB"))
 
 
 def write_cpsc_sample(
@@ -472,7 +475,7 @@ def write_cpsc_sample(
 
     `layout`: "challenge2020" (`.mat` + `.hea`, Dx with class names), "challenge2021" (Dx with
     SNOMED CT codes, sometimes one outside the classes) or "original" (the 2018 release:
-    `.mat` structs and REFERENCE.csv). Records are 10, 15 or 20 s at 500 Hz, with one to three
+    `.mat` structs and REFERENCE.csv). Records are 6, 8 or 10 s at 500 Hz, with one to three
     classes ("Normal" alone or up to three abnormalities) and waveforms from `ecg_waveforms`.
     """
     # Imported here so that reading CPSC does not depend on the synthetic-data module.
@@ -486,18 +489,16 @@ def write_cpsc_sample(
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     dx = [_sample_classes(rng) for _ in range(n_records)]
-    lengths = rng.choice([5000, 7500, 10000], size=n_records)
+    lengths = rng.choice([3000, 4000, 5000], size=n_records)
 
     waveform_names = tuple(_WAVEFORM_CLASS.get(c, c) for c in _ABNORMAL)
     waveform_labels = np.array([[c in d for c in _ABNORMAL] for d in dx], dtype=np.float32)
-    signals = ecg_waveforms(
-        waveform_labels, waveform_names, rate=CPSC_RATE, length=int(lengths.max()), rng=rng
-    )
+    signals = ecg_waveforms(waveform_labels, waveform_names, rate=CPSC_RATE, length=5000, rng=rng)
     reference = []
     for i, (classes, x, n) in enumerate(zip(dx, signals, lengths, strict=True)):
         name = f"A{i + 1:04d}"
         age, sex = int(rng.integers(18, 90)), str(rng.choice(["Male", "Female"]))
-        mv = np.clip(x[:n], -32.0, 32.0)
+        mv = np.clip(x[(5000 - n) // 2 :][:n], -32.0, 32.0)  # the centre of 10 s
         if layout == "original":
             ecg = {"sex": sex, "age": age, "data": mv.T.astype(np.float64)}
             scipy.io.savemat(out / f"{name}.mat", {"ECG": ecg})
@@ -523,7 +524,11 @@ def _sample_classes(rng: np.random.Generator) -> list[str]:
     if rng.random() < 0.25:
         return ["Normal"]
     k = int(rng.choice([1, 2, 3], p=[0.7, 0.2, 0.1]))
-    return [str(c) for c in rng.choice(_ABNORMAL, size=k, replace=False)]
+    classes = [str(c) for c in rng.choice(_ABNORMAL, size=k, replace=False)]
+    for kept, dropped in _EXCLUSIVE:
+        if kept in classes and dropped in classes:
+            classes.remove(dropped)
+    return classes
 
 
 def _write_challenge_record(out: Path, name: str, digital: np.ndarray, comments: list[str]) -> None:

@@ -204,10 +204,9 @@ def _folds(db: pd.DataFrame, db_path: Path) -> np.ndarray:
     folds = pd.to_numeric(db["strat_fold"], errors="coerce")
     bad = ~folds.isin(list(_SPLIT_OF_FOLD))
     if bad.any():
-        first = db.loc[bad, ["ecg_id", "strat_fold"]].iloc[0]
+        ecg_id, value = db.loc[bad, ["ecg_id", "strat_fold"]].iloc[0].tolist()
         raise DataError(
-            f"{db_path}: field strat_fold of ecg_id {first['ecg_id']} is "
-            f"{first['strat_fold']!r}; expected an integer 1-10"
+            f"{db_path}: field strat_fold of ecg_id {ecg_id} is {value}; expected an integer 1-10"
         )
     return folds.to_numpy(np.int64)
 
@@ -254,6 +253,9 @@ _SAMPLE_STATEMENTS = {
 }
 _ABNORMAL = ("IMI", "NDT", "LVH", "1AVB", "CRBBB", "CLBBB")
 _RHYTHMS = ("SR", "AFIB", "SBRAD", "STACH")
+# Statements no exam has together (one bundle-branch block; no PR interval without P waves):
+# the first is kept.
+_EXCLUSIVE = (("CRBBB", "CLBBB"), ("AFIB", "1AVB"))
 # Statement -> the waveform class of `scaling.data.synthetic.ecg_waveforms` that draws it.
 _WAVEFORM_CLASS = {
     "IMI": "MI",
@@ -328,7 +330,7 @@ def write_ptbxl_sample(out: str | Path, *, n_records: int, n_patients: int, seed
 
 
 def _sample_scp_codes(rng: np.random.Generator) -> dict[str, float]:
-    """One exam's statements: NORM or one or two abnormalities, a rhythm, sometimes PVCs."""
+    """One exam's statements: NORM or one or two abnormalities, a rhythm, sometimes PVC."""
     likelihood = [50.0, 80.0, 100.0]
     if rng.random() < 0.4:
         code = {"NORM": float(rng.choice(likelihood))}
@@ -338,6 +340,9 @@ def _sample_scp_codes(rng: np.random.Generator) -> dict[str, float]:
     code[str(rng.choice(_RHYTHMS, p=[0.7, 0.1, 0.1, 0.1]))] = 0.0
     if rng.random() < 0.1:
         code["PVC"] = 0.0
+    for kept, dropped in _EXCLUSIVE:
+        if kept in code:
+            code.pop(dropped, None)
     return code
 
 
