@@ -68,13 +68,7 @@ def classification_report(
     """
     y, s = _check_inputs(y_true, y_score, class_names)
     t = _resolve_thresholds(thresholds, y, s)
-    weights = np.ones((len(y), 1))
-    values = _metrics(_rankings(y, s), y, s >= t, weights)
-    index = [*class_names, "micro", "macro"]
-    report = pd.DataFrame({m: values[m][0] for m in METRICS}, index=pd.Index(index, name="class"))
-    report["threshold"] = [*t, np.nan, np.nan]
-    _warn_undefined(report.iloc[:-1], y, s >= t)
-    return report
+    return _report(_rankings(y, s), y, s >= t, t, class_names)
 
 
 def best_f1_thresholds(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
@@ -127,10 +121,9 @@ def bootstrap(
     if n_resamples < 1:
         raise MetricsError(f"n_resamples must be at least 1; got {n_resamples}")
     t = _resolve_thresholds(thresholds, y, s)
-    point = classification_report(y, s, class_names, t)
-
     rankings = _rankings(y, s)
     predicted = s >= t
+    point = _report(rankings, y, predicted, t, class_names)
     indices = bootstrap_indices(len(y), n_resamples, seed)
     largest = max(r.segments.shape[0] for r in rankings)
     chunk = int(np.clip(_CHUNK_BYTES // (8 * largest), 1, _MAX_CHUNK))
@@ -217,6 +210,22 @@ def _resolve_thresholds(thresholds: str | np.ndarray, y: np.ndarray, s: np.ndarr
     return t
 
 
+def _report(
+    rankings: list[_Ranking],
+    y: np.ndarray,
+    predicted: np.ndarray,
+    thresholds: np.ndarray,
+    class_names: Sequence[str],
+) -> pd.DataFrame:
+    """The `classification_report` frame of checked inputs; warns about NaN metrics."""
+    values = _metrics(rankings, y, predicted, np.ones((len(y), 1)))
+    index = pd.Index([*class_names, "micro", "macro"], name="class")
+    report = pd.DataFrame({m: values[m][0] for m in METRICS}, index=index)
+    report["threshold"] = [*thresholds, np.nan, np.nan]
+    _warn_undefined(report.iloc[:-1], y, predicted)
+    return report
+
+
 def _warn_undefined(report: pd.DataFrame, y: np.ndarray, predicted: np.ndarray) -> None:
     """Warn once per class (and micro) that has NaN metrics, saying why."""
     positives = [*y.sum(axis=0), y.sum()]
@@ -230,7 +239,7 @@ def _warn_undefined(report: pd.DataFrame, y: np.ndarray, predicted: np.ndarray) 
                 f"class {name!r}: {', '.join(undefined)} undefined (NaN) with {n_pos} "
                 f"positive and {n_neg} negative labels and {n_calls} positive calls",
                 UndefinedMetricWarning,
-                stacklevel=3,
+                stacklevel=4,  # the caller of classification_report or bootstrap
             )
 
 

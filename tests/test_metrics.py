@@ -116,7 +116,7 @@ def test_matches_sklearn_on_any_small_multilabel_data(y, s, thresholds):
 
 @pytest.mark.parametrize("decimals", [None, 1])
 def test_f1_threshold_is_the_smallest_optimal_candidate(decimals):
-    y, s = labelled_data(300, [0.05, 0.3, 0.6], seed=4, decimals=decimals)
+    y, s = labelled_data(120, [0.05, 0.3, 0.6], seed=4, decimals=decimals)
     thresholds = best_f1_thresholds(y, s)
     for c, chosen in enumerate(thresholds):
         candidates = np.unique(s[:, c])
