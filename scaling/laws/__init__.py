@@ -1,0 +1,36 @@
+"""Scaling laws: fit power-law forms to metrics, with bootstrap CIs, form selection and costs.
+
+`fit` and `backtest` work on plain (x, y) arrays; `fit_metric`, `required_x`
+and `per_class_laws` on the tidy results table; `cost_of` and
+`compute_optimal` turn a law's x into compute.
+"""
+
+from scaling.laws.compute import compute_optimal, cost_of, flops_per_nd
+from scaling.laws.fitting import AUTO_FORMS, LawError, LawFit, backtest, fit
+from scaling.laws.forms import FORMS
+from scaling.laws.table import (
+    MetricFit,
+    error_like,
+    fit_metric,
+    from_error,
+    per_class_laws,
+    required_x,
+)
+
+__all__ = [
+    "AUTO_FORMS",
+    "FORMS",
+    "LawError",
+    "LawFit",
+    "MetricFit",
+    "backtest",
+    "compute_optimal",
+    "cost_of",
+    "error_like",
+    "fit",
+    "fit_metric",
+    "flops_per_nd",
+    "from_error",
+    "per_class_laws",
+    "required_x",
+]

@@ -1,0 +1,315 @@
+"""Fitting a law to (x, y) points: robust log-space fit, bootstrap CIs and form selection.
+
+The method follows Hoffmann et al. (2022) as replicated by Epoch (Besiroglu et
+al., 2024): minimise the Huber loss of log(prediction) − log(y) with L-BFGS-B,
+starting from the best points of a grid (evaluated in one vectorised pass).
+Uncertainty comes from bootstrap refits, each warm-started from the full-data
+fit. Everything is deterministic given `seed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special
+from threadpoolctl import threadpool_limits
+
+from scaling.laws.forms import FORMS, Form
+
+AUTO_FORMS = ("power", "saturating", "broken")
+N_STARTS = 4  # optimiser runs from the best grid points of the full-data fit
+
+
+class LawError(ValueError):
+    """A law cannot be fitted to the given data; the message says why."""
+
+
+@dataclass(frozen=True, eq=False)
+class LawFit:
+    """A fitted law: its parameters with 95% bootstrap CIs, and the data it was fitted to.
+
+    `residuals` are log(prediction) − log(y) at the fitted points. `loss` is the
+    weighted mean Huber loss of those residuals; `aic` and `bic` treat them as
+    Gaussian. `bootstrap` holds the parameters of every bootstrap refit (one row
+    each, columns in the order of `params`).
+    """
+
+    form: str
+    params: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    residuals: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray
+    loss: float
+    aic: float
+    bic: float
+    delta: float
+    bootstrap: np.ndarray
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The law's y at `x` (same layout as the fitted x)."""
+        form = FORMS[self.form]
+        theta = form.encode(list(self.params.values()))
+        return np.exp(form.log_predict(theta, _log_x(x, form)))
+
+    def predict_ci(self, x: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise `level` interval of the prediction at `x` over the bootstrap fits."""
+        if len(self.bootstrap) == 0:
+            raise LawError("this fit has no bootstrap refits; fit with n_bootstrap > 0")
+        form = FORMS[self.form]
+        log_pred = form.log_predict(form.encode(self.bootstrap), _log_x(x, form))
+        low, high = np.quantile(np.exp(log_pred), [(1 - level) / 2, (1 + level) / 2], axis=0)
+        return low, high
+
+
+def fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    form: str = "saturating",
+    *,
+    weights: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    delta: float = 1e-3,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    forms: tuple[str, ...] = AUTO_FORMS,
+    holdout: int = 2,
+) -> LawFit:
+    """Fit `form` ("power", "saturating", "broken", "joint" or "auto") to positive (x, y).
+
+    x is one column, or two (N, D) for "joint". `weights` weight the points
+    (e.g. number of seeds). With `groups` (e.g. the seed of each raw point), the
+    points are averaged per x, weighted by their number of groups, and the
+    bootstrap resamples groups within each x; otherwise it resamples points.
+    "auto" picks among `forms` by `backtest` (holding out the `holdout` largest x).
+    """
+    if form == "auto":
+        table = backtest(x, y, forms, holdout, weights=weights, groups=groups, delta=delta)
+        if not table["chosen"].any():
+            reasons = "; ".join(f"{r.form}: {r.note}" for r in table.itertuples())
+            raise LawError(f"no form could be backtested ({reasons})")
+        form = str(table.loc[table["chosen"], "form"].iloc[0])
+    law = _form(form)
+    x, y, weights, groups = _checked(x, y, weights, groups, law)
+    x, y, weights, samples = _data_and_resamples(x, y, weights, groups, n_bootstrap, seed)
+    _check_enough(x, y, law)
+    return _fit_form(law, x, y, weights, samples, delta)
+
+
+def backtest(
+    x: np.ndarray,
+    y: np.ndarray,
+    forms: tuple[str, ...] = AUTO_FORMS,
+    holdout: int = 2,
+    *,
+    weights: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    delta: float = 1e-3,
+) -> pd.DataFrame:
+    """Extrapolation backtest: fit each form without the `holdout` largest x, predict them.
+
+    One row per form: `rel_error` (mean |prediction − y| / y on the held-out
+    points), `aic`/`bic` of the fit to all points, `chosen` (lowest rel_error)
+    and `note` (why a form could not be fitted). For two-column x the largest
+    are those with the largest N·D.
+    """
+    if not forms:
+        raise LawError("backtest needs at least one form")
+    laws = [_form(name) for name in forms]
+    x, y, weights, groups = _checked(x, y, weights, groups, laws[0])
+    x, y, weights, _ = _data_and_resamples(x, y, weights, groups, 0, 0)
+    size = x if x.ndim == 1 else x.prod(axis=1)
+    distinct = np.unique(size)
+    if not 1 <= holdout < len(distinct):
+        raise LawError(f"holdout must be between 1 and {len(distinct) - 1}, got {holdout}")
+    held = size >= distinct[-holdout]
+    rows = []
+    for law in laws:
+        row = {"form": law.name, "n_params": len(law.params), "rel_error": np.nan}
+        row |= {"aic": np.nan, "bic": np.nan, "note": ""}
+        try:
+            full = fit(x, y, law.name, weights=weights, delta=delta, n_bootstrap=0)
+            row |= {"aic": full.aic, "bic": full.bic}
+            train = fit(
+                x[~held], y[~held], law.name, weights=weights[~held], delta=delta, n_bootstrap=0
+            )
+            row["rel_error"] = float(np.mean(np.abs(train.predict(x[held]) - y[held]) / y[held]))
+        except LawError as e:
+            row["note"] = str(e)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    errors = table["rel_error"]
+    table["chosen"] = (
+        errors.notna() & (table.index == errors.idxmin()) if errors.notna().any() else False
+    )
+    return table[["form", "n_params", "rel_error", "aic", "bic", "chosen", "note"]]
+
+
+# ---------------------------------------------------------------------------
+# Input checks
+
+
+def _form(name: str) -> Form:
+    if name not in FORMS:
+        raise LawError(f"unknown law form '{name}'; expected one of {', '.join(FORMS)} or 'auto'")
+    return FORMS[name]
+
+
+def _log_x(x: np.ndarray, form: Form) -> np.ndarray:
+    x = _shaped_x(x, form)
+    if not np.all(np.isfinite(x)) or np.any(x <= 0):
+        raise LawError("x must be finite and positive")
+    return np.log(x)
+
+
+def _shaped_x(x: np.ndarray, form: Form) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    if form.x_columns == 1 and x.ndim == 2 and x.shape[1] == 1:
+        x = x[:, 0]
+    expected = (x.ndim == 1) if form.x_columns == 1 else (x.ndim == 2 and x.shape[1] == 2)
+    if not expected:
+        layout = "one column" if form.x_columns == 1 else "two columns (N, D)"
+        raise LawError(f"the '{form.name}' law needs x as {layout}; got shape {x.shape}")
+    return x
+
+
+def _checked(x, y, weights, groups, form: Form):
+    """Validated float arrays (x, y, weights or None, groups or None)."""
+    x = _shaped_x(x, form)
+    y = np.asarray(y, dtype=float)
+    if y.ndim != 1 or len(y) != len(x):
+        raise LawError(f"y must be one value per x row: {len(x)} x rows, y shape {y.shape}")
+    for name, values in (("x", x), ("y", y)):
+        bad = np.flatnonzero(~np.isfinite(values).reshape(len(values), -1).all(axis=1))
+        if len(bad):
+            raise LawError(f"{name} contains NaN or inf (at positions {bad[:5].tolist()})")
+        bad = np.flatnonzero((values <= 0).reshape(len(values), -1).any(axis=1))
+        if len(bad):
+            raise LawError(f"{name} must be positive; non-positive at positions {bad[:5].tolist()}")
+    if weights is not None and groups is not None:
+        raise LawError("give weights or groups, not both (groups weight each x by its groups)")
+    if weights is not None:
+        weights = np.asarray(weights, dtype=float)
+        if weights.shape != y.shape or not np.all(np.isfinite(weights)) or np.any(weights <= 0):
+            raise LawError(f"weights must be {len(y)} finite positive numbers")
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != y.shape:
+            raise LawError(f"groups must be one label per point: {len(y)} points, {groups.shape}")
+    return x, y, weights, groups
+
+
+def _check_enough(x: np.ndarray, y: np.ndarray, form: Form) -> None:
+    needed = len(form.params) + 1
+    if len(y) < needed:
+        raise LawError(
+            f"the '{form.name}' law has {len(form.params)} parameters and needs at least "
+            f"{needed} points; got {len(y)}"
+        )
+    if np.ptp(y) == 0:
+        raise LawError(f"y is constant ({y[0]:g}); a law needs y that varies with x")
+    if len(np.unique(x, axis=0)) < 2:
+        raise LawError("x has a single distinct value; a law needs several")
+
+
+# ---------------------------------------------------------------------------
+# The data fitted and its bootstrap resamples
+
+
+def _data_and_resamples(x, y, weights, groups, n_bootstrap: int, seed: int):
+    """The points to fit (x, y, weights) and `n_bootstrap` resampled (x, y, weights) triples."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        weights = np.ones_like(y) if weights is None else weights
+        index = rng.integers(0, len(y), size=(n_bootstrap, len(y)))
+        return x, y, weights, [(x[i], y[i], weights[i]) for i in index]
+    # one value per (x, group): the group's mean; one point per x: the mean over its groups
+    x_rows = x.reshape(len(x), -1)
+    cells = pd.DataFrame(x_rows).assign(group=groups, y=y)
+    cluster = cells.groupby([*range(x_rows.shape[1]), "group"], sort=True)["y"].mean()
+    per_x = list(cluster.groupby(level=list(range(x_rows.shape[1])), sort=True))
+    keys = np.array([np.atleast_1d(key) for key, _ in per_x], dtype=float)
+    x_used = keys[:, 0] if x.ndim == 1 else keys
+    values = [g.to_numpy() for _, g in per_x]
+    y_used = np.array([v.mean() for v in values])
+    weights = np.array([len(v) for v in values], dtype=float)
+    draws = [v[rng.integers(0, len(v), size=(n_bootstrap, len(v)))].mean(axis=1) for v in values]
+    y_boot = np.column_stack(draws) if values else np.empty((n_bootstrap, 0))
+    return x_used, y_used, weights, [(x_used, yb, weights) for yb in y_boot]
+
+
+# ---------------------------------------------------------------------------
+# The fit itself
+
+
+def _fit_form(form: Form, x, y, weights, samples, delta: float) -> LawFit:
+    lx, ly = np.log(x), np.log(y)
+    bounds = form.bounds(lx, ly)
+    grid = form.start_grid(lx, ly)
+    losses = _huber(form.log_predict(grid, lx) - ly, weights, delta)
+    starts = grid[np.argsort(np.where(np.isfinite(losses), losses, np.inf))[:N_STARTS]]
+    with threadpool_limits(1, "blas"):  # BLAS threads only slow L-BFGS-B on tiny problems
+        theta = _minimise(form, lx, ly, weights, starts, bounds, delta)
+        boot = np.array(
+            [
+                _minimise(form, np.log(xb), np.log(yb), wb, theta[None], bounds, delta)
+                for xb, yb, wb in samples
+            ]
+        ).reshape(len(samples), len(theta))
+    params, boot_params = form.decode(theta), form.decode(boot)
+    residuals = form.log_predict(theta, lx) - ly
+    ci = (
+        np.quantile(boot_params, [0.025, 0.975], axis=0)
+        if len(boot)
+        else np.full((2, len(theta)), np.nan)
+    )
+    n, k = len(y), len(theta)
+    log_var = np.log(max(np.sum(weights * residuals**2) / weights.sum(), 1e-300))
+    for array in (residuals, x, y, weights, boot_params):
+        array.setflags(write=False)
+    return LawFit(
+        form=form.name,
+        params={p: float(v) for p, v in zip(form.params, params, strict=True)},
+        ci={p: (float(lo), float(hi)) for p, lo, hi in zip(form.params, *ci, strict=True)},
+        residuals=residuals,
+        x=x.copy(),
+        y=y.copy(),
+        weights=weights.copy(),
+        loss=float(_huber(residuals, weights, delta) * delta),
+        aic=float(n * log_var + 2 * k),
+        bic=float(n * log_var + k * np.log(n)),
+        delta=delta,
+        bootstrap=boot_params,
+    )
+
+
+def _huber(residuals: np.ndarray, weights: np.ndarray, delta: float) -> np.ndarray:
+    """Weighted mean Huber loss over the last axis, divided by delta (so it is O(|r|))."""
+    return special.huber(delta, residuals) @ weights / (weights.sum() * delta)
+
+
+def _minimise(form: Form, lx, ly, weights, starts, bounds, delta: float) -> np.ndarray:
+    """L-BFGS-B from each start; the parameters with the lowest loss."""
+    scale = weights / (weights.sum() * delta)
+
+    def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        log_pred = form.log_predict(theta, lx)
+        r = log_pred - ly
+        grad = form.jacobian(theta, lx, log_pred).T @ (scale * np.clip(r, -delta, delta))
+        return float(scale @ special.huber(delta, r)), grad
+
+    results = [
+        optimize.minimize(
+            loss_and_grad,
+            start,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-9},
+        )
+        for start in starts
+    ]
+    return min(results, key=lambda r: r.fun).x
