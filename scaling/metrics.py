@@ -124,13 +124,12 @@ def bootstrap(
     rankings = _rankings(y, s)
     predicted = s >= t
     point = _report(rankings, y, predicted, t, class_names)
-    indices = bootstrap_indices(len(y), n_resamples, seed)
-    largest = max(r.segments.shape[0] for r in rankings)
+    largest = max(len(y), *(r.segments.shape[0] for r in rankings))
     chunk = int(np.clip(_CHUNK_BYTES // (8 * largest), 1, _MAX_CHUNK))
-    parts = [
-        _metrics(rankings, y, predicted, _draw_counts(indices[i : i + chunk], len(y)))
-        for i in range(0, n_resamples, chunk)
-    ]
+    parts = []
+    for first in range(0, n_resamples, chunk):
+        drawn = _draws(len(y), range(first, min(first + chunk, n_resamples)), seed)
+        parts.append(_metrics(rankings, y, predicted, _draw_counts(drawn, len(y))))
 
     tail = 50 * (1 - level)
     table = {}
@@ -145,8 +144,7 @@ def bootstrap(
 
 def bootstrap_indices(n_exams: int, n_resamples: int, seed: int) -> np.ndarray:
     """The exam rows drawn by `bootstrap`: (n_resamples, n_exams), seeded."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n_exams, size=(n_resamples, n_exams), dtype=np.int32)
+    return _draws(n_exams, range(n_resamples), seed)
 
 
 def bce_loss(y_true: np.ndarray, y_score: np.ndarray) -> float:
@@ -375,3 +373,14 @@ def _draw_counts(indices: np.ndarray, n_exams: int) -> np.ndarray:
     flat = indices.astype(np.int64) * n_resamples + np.arange(n_resamples)[:, None]
     counts = np.bincount(flat.ravel(), minlength=n_exams * n_resamples)
     return counts.reshape(n_exams, n_resamples).astype(np.float64)
+
+
+def _draws(n_exams: int, resamples: range, seed: int) -> np.ndarray:
+    """The rows drawn by the given resamples; each resample has its own seeded stream, so
+    any chunk of resamples can be drawn without the others."""
+    return np.stack(
+        [
+            np.random.default_rng([seed, r]).integers(0, n_exams, n_exams, dtype=np.int32)
+            for r in resamples
+        ]
+    )
