@@ -31,7 +31,7 @@ import scipy.sparse
 METRICS = ("auroc", "auprc", "f1", "recall", "specificity", "precision", "npv")
 
 _BCE_EPS = 1e-7  # probabilities are clipped to [eps, 1 - eps] before the log
-_CHUNK_BYTES = 32 * 2**20  # bound on one (segments x resamples) float64 array
+_CHUNK_BYTES = 32 * 2**20  # bound on one (segments or exams) x resamples float64 array
 _MAX_CHUNK = 256  # resamples per chunk; small chunks keep the count matrix in cache
 
 
