@@ -110,13 +110,14 @@ def _compiled(
     def train_step(
         state: TrainState, x: jax.Array, y: jax.Array, lr: jax.Array, pos_weight: jax.Array
     ) -> tuple[TrainState, jax.Array]:
-        def loss_fn(params: Any) -> tuple[jax.Array, Any]:
-            model = nnx.merge(graphdef, params, state["frozen"], state["other"])
-            logits = model(x, train=trainable == "all")
-            _, _, _, other = nnx.split(model, trained, frozen, ...)
-            return bce_with_logits(logits, y, pos_weight), other
+        model = nnx.merge(graphdef, state["params"], state["frozen"], state["other"])
 
-        (loss, other), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        def loss_fn(model: nnx.Module) -> jax.Array:
+            return bce_with_logits(model(x, train=trainable == "all"), y, pos_weight)
+
+        grad_fn = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, trained))
+        loss, grads = grad_fn(model)
+        _, _, _, other = nnx.split(model, trained, frozen, ...)
         updates, opt = tx.update(grads, state["opt"], state["params"])
         updates = jax.tree.map(lambda u: -lr * u, updates)
         params = optax.apply_updates(state["params"], updates)
