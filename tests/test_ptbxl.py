@@ -222,3 +222,46 @@ def test_synthetic_sample_is_seeded(tmp_path):
 def test_synthetic_sample_rejects_more_patients_than_records(tmp_path):
     with pytest.raises(ValueError, match="n_patients"):
         write_ptbxl_sample(tmp_path, n_records=3, n_patients=5)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return write_ptbxl_sample(tmp_path, n_records=2, n_patients=2, seed=0)
+
+
+def test_invalid_sample_reads_as_nan_like_wfdb(tiny):
+    dat = tiny / "records500/00000/00002_hr.dat"
+    digital = np.fromfile(dat, "<i2")
+    digital[[0, 13]] = -32768  # sample 0 lead 0, sample 1 lead 1
+    digital.tofile(dat)
+    x = read_ptbxl(tiny).read(np.array([1]))[0]
+    expected, _ = wfdb.rdsamp(str(dat.with_suffix("")))
+    np.testing.assert_array_equal(np.isnan(x), np.isnan(expected))
+    assert np.isnan(x[0, 0]) and np.isnan(x[1, 1]) and np.isnan(x).sum() == 2
+    np.testing.assert_allclose(x, expected, rtol=1e-6)
+
+
+def test_truncated_signal_file_is_a_data_error(tiny):
+    dat = tiny / "records500/00000/00001_hr.dat"
+    dat.write_bytes(dat.read_bytes()[:-24])
+    exams = read_ptbxl(tiny)
+    with pytest.raises(DataError, match=r"00001_hr\.dat: 59988 samples; the header says 5000 x 12"):
+        exams.read(np.array([0]))
+
+
+def test_other_signal_format_is_a_data_error(tiny):
+    hea = tiny / "records500/00000/00001_hr.hea"
+    hea.write_text(hea.read_text().replace(".dat 16 ", ".dat 212 "))
+    exams = read_ptbxl(tiny)
+    with pytest.raises(DataError, match=r"00001_hr\.hea: signals in format\(s\) 212"):
+        exams.read(np.array([0]))
+
+
+def test_synthetic_statements_always_include_a_diagnosis_and_no_impossible_pair():
+    from scaling.data.ptbxl import _EXCLUSIVE, _sample_scp_codes
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        code = _sample_scp_codes(rng)
+        assert set(code) & {"NORM", "IMI", "NDT", "LVH", "1AVB", "CRBBB", "CLBBB"}
+        assert not any(pair <= set(code) for pair in _EXCLUSIVE)

@@ -13,18 +13,14 @@ Two layouts are read, both searched recursively under the given folder:
 
 CPSC has one record per patient, so a record's name is its patient id. Challenge `.mat` files
 hold `val`, int16 (leads x samples); mV = (val - baseline) / gain with both from the header.
-
-Headers are parsed here rather than with `wfdb.rdheader`, which costs about 4 ms a header
-(~6 min for the 88k records of Challenge 2021) and rejects real Georgia headers whose record
-line names the file ("E00666.mat 12 500 5000"); the tests check this parser against
-`wfdb.rdheader` on every real sample header that wfdb accepts.
+Headers are read with `scaling.data.wfdb_header` (fast, and it accepts the real Georgia
+headers that `wfdb.rdheader` rejects). A digital -32768 is WFDB's invalid sample: read as NaN.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +30,7 @@ import wfdb
 
 from scaling.data.dataset import DataError, ExamSet
 from scaling.data.preprocess import lead_indices, stack_centred
+from scaling.data.wfdb_header import INVALID_INT16, Header, read_header
 
 CPSC_CLASSES = ("Normal", "AF", "I-AVB", "LBBB", "RBBB", "PAC", "PVC", "STD", "STE")
 CPSC_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -64,15 +61,16 @@ SNOMED_CLASSES = {
     "164931005": "STE",  # ST elevation
 }
 
-_MV_PER_UNIT = {"mv": 1.0, "uv": 1e-3, "v": 1e3}
-_GAIN = re.compile(r"^([-+]?[\d.]+(?:[eE][-+]?\d+)?)(?:\((-?\d+)\))?(?:/(\S+))?$")
 
+def read_cpsc(path: str | Path, *, classes: tuple[str, ...] | None = CPSC_CLASSES) -> ExamSet:
+    """Read CPSC 2018 (either layout) or Challenge 2020/2021 data; signals stay on disk.
 
-def read_cpsc(path: str | Path, *, classes: tuple[str, ...] = CPSC_CLASSES) -> ExamSet:
-    """Read CPSC 2018 (either layout) or Challenge 2020/2021 data; signals stay on disk."""
+    `classes`: label columns, in this order, among `CPSC_CLASSES` (None or () for all nine).
+    """
     root = Path(path)
+    classes = tuple(classes or CPSC_CLASSES)
     unknown = [c for c in classes if c not in CPSC_CLASSES]
-    if unknown or not classes:
+    if unknown:
         raise ValueError(f"CPSC classes {unknown or classes} are not among {CPSC_CLASSES}")
     if not root.is_dir():
         raise DataError(f"{root}: folder not found; expected CPSC 2018 / Challenge records")
@@ -153,82 +151,13 @@ class MatReader:
                 f"{path}: signal of shape {x.shape}; the header says {tuple(self.shapes[row])} "
                 "(leads, samples)"
             )
-        x = x[self.columns[row]].T.astype(np.float32)
-        return (x - self.baselines[row]) * self.scales[row]
+        x = x[self.columns[row]].T
+        mv = (x.astype(np.float32) - self.baselines[row]) * self.scales[row]
+        return np.where(x == INVALID_INT16, np.nan, mv).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------
 # Records and their metadata
-
-
-@dataclass(frozen=True)
-class Header:
-    """What a WFDB header says about a `.mat` record."""
-
-    sample_rate: float
-    length: int
-    lead_names: tuple[str, ...]
-    gains: np.ndarray  # digital units per physical unit, one per lead
-    baselines: np.ndarray  # digital value of 0 physical units
-    units: tuple[str, ...]
-    comments: dict[str, str] = field(default_factory=dict)  # "Dx" -> "AF,RBBB", "Age" -> "74"
-
-
-def read_header(path: Path) -> Header:
-    """Parse a single-segment WFDB header (record line, signal lines, `# key: value` comments)."""
-    try:
-        text = path.read_text(encoding="ascii", errors="replace")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the header ({e})") from e
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    comments = {}
-    for line in lines:
-        if line.startswith("#"):
-            key, sep, value = line.lstrip("#").partition(":")
-            if sep:
-                comments[key.strip()] = value.strip()
-    spec = [line for line in lines if not line.startswith("#")]
-    if not spec:
-        raise DataError(f"{path}: no record line; expected 'name n_sig fs sig_len'")
-    n_sig, rate, length = _record_line(path, spec[0])
-    if len(spec) - 1 != n_sig:
-        raise DataError(f"{path}: record line announces {n_sig} signals but has {len(spec) - 1}")
-    gains, baselines, units, leads = [], [], [], []
-    for i, line in enumerate(spec[1:], start=1):
-        tokens = line.split()
-        gain = _GAIN.match(tokens[2]) if len(tokens) >= 9 else None
-        if gain is None:
-            raise DataError(
-                f"{path}: signal line {i} {line!r} is not 'file format gain(baseline)/units "
-                "resolution zero initial checksum block lead'"
-            )
-        value, baseline, unit = gain.groups()
-        gains.append(float(value) or 200.0)  # WFDB: a gain of 0 means 200
-        baselines.append(int(baseline) if baseline is not None else int(tokens[4]))
-        units.append(unit or "mV")
-        leads.append(" ".join(tokens[8:]))
-    return Header(
-        sample_rate=rate,
-        length=length,
-        lead_names=tuple(leads),
-        gains=np.array(gains),
-        baselines=np.array(baselines, dtype=np.float64),
-        units=tuple(units),
-        comments=comments,
-    )
-
-
-def _record_line(path: Path, line: str) -> tuple[int, float, int]:
-    """n_sig, fs, sig_len from 'name n_sig fs[/counter[(base)]] sig_len ...'."""
-    tokens = line.split()
-    try:
-        if "/" in tokens[0]:
-            raise ValueError("multi-segment records are not supported")
-        return int(tokens[1]), float(tokens[2].split("/")[0]), int(tokens[3])
-    except (IndexError, ValueError) as e:
-        raise DataError(
-            f"{path}: record line {line!r} is not 'name n_sig fs sig_len ...' ({e})"
-        ) from e
 
 
 @dataclass(frozen=True)
@@ -285,11 +214,6 @@ def _records_with_reference(root: Path) -> list[_Record]:
 
 
 def _from_header(name: str, mat: Path, header: Header, classes: frozenset[str], dx: str) -> _Record:
-    per_unit = []
-    for unit in header.units:
-        if unit.lower() not in _MV_PER_UNIT:
-            raise DataError(f"{mat.with_suffix('.hea')}: unit {unit!r}; expected mV, uV or V")
-        per_unit.append(_MV_PER_UNIT[unit.lower()])
     return _Record(
         name=name,
         mat=mat,
@@ -297,7 +221,7 @@ def _from_header(name: str, mat: Path, header: Header, classes: frozenset[str], 
         length=header.length,
         lead_names=header.lead_names,
         baselines=header.baselines,
-        scales=np.array(per_unit) / header.gains,
+        scales=header.mv_scales(),
         classes=classes,
         dx=dx,
         age=_age(header.comments.get("Age")),
@@ -463,9 +387,8 @@ _T_WAVE_ABNORMAL = "164934002"  # a SNOMED code outside the nine classes
 # CPSC class -> the waveform class of `scaling.data.synthetic.ecg_waveforms` that draws it.
 _WAVEFORM_CLASS = {"I-AVB": "1dAVb", "AF": "AF", "LBBB": "LBBB", "RBBB": "RBBB"}
 _ABNORMAL = CPSC_CLASSES[1:]
-# Classes no exam has together (one bundle-branch block; no PR interval without P waves):
-# the first is kept.
-_EXCLUSIVE = (("RBBB", "LBBB"), ("AF", "I-AVB"))
+# Classes no exam has together (one bundle-branch block; no PR interval without P waves).
+_EXCLUSIVE = {frozenset(("RBBB", "LBBB")), frozenset(("AF", "I-AVB"))}
 
 
 def write_cpsc_sample(
@@ -521,13 +444,13 @@ def write_cpsc_sample(
 
 
 def _sample_classes(rng: np.random.Generator) -> list[str]:
+    """One exam's classes: "Normal" alone, or one to three compatible abnormalities."""
     if rng.random() < 0.25:
         return ["Normal"]
-    k = int(rng.choice([1, 2, 3], p=[0.7, 0.2, 0.1]))
-    classes = [str(c) for c in rng.choice(_ABNORMAL, size=k, replace=False)]
-    for kept, dropped in _EXCLUSIVE:
-        if kept in classes and dropped in classes:
-            classes.remove(dropped)
+    k, classes = int(rng.choice([1, 2, 3], p=[0.7, 0.2, 0.1])), []
+    for c in map(str, rng.permutation(_ABNORMAL)):
+        if len(classes) < k and all(frozenset((c, o)) not in _EXCLUSIVE for o in classes):
+            classes.append(c)
     return classes
 
 
