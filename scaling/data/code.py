@@ -1,0 +1,425 @@
+"""CODE-family datasets (CODE-II, CODE-15%): `exams.csv` plus HDF5 parts of tracings.
+
+Layout: `exams.csv` has one row per exam (exam_id, patient_id, age, is_male, one 0/1
+column per class, trace_file naming the part) and each `exams_part*.hdf5` holds
+`tracings` float32 (exams, samples, 12) and `exam_id` (exams,). Rows of a part whose
+exam_id is 0 are padding and ignored. Signals stay on disk: `CodeReader` reads the
+rows a batch needs, part by part, in sorted order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from scaling.config import LEADS_12
+from scaling.data.dataset import DataError, ExamSet
+
+TABLE = "exams.csv"
+PART_GLOB = "exams_part*.hdf5"
+NAN_POLICIES = ("fail", "exclude")
+# Columns of CODE tables that are never classes (used when classes are inferred).
+METADATA_COLUMNS = frozenset(
+    {
+        "exam_id",
+        "patient_id",
+        "age",
+        "is_male",
+        "trace_file",
+        "nn_predicted_age",
+        "death",
+        "timey",
+        "date_exam",
+    }
+)
+SCAN_BLOCK = 256  # exams per read when scanning a whole part
+
+
+def _first(ids: np.ndarray, k: int = 5) -> str:
+    """The first `k` ids for a message, with an ellipsis when there are more."""
+    shown = ", ".join(str(i) for i in np.asarray(ids)[:k])
+    return shown + (", ..." if len(ids) > k else "")
+
+
+def _natural_key(path: Path) -> list:
+    """Sort key putting exams_part2 before exams_part10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+# ---------------------------------------------------------------------------
+# exams.csv
+
+
+def is_binary(column: pd.Series) -> bool:
+    """True when every value is 0/1 (or True/False) and none is missing."""
+    if column.isna().any():
+        return False
+    if column.dtype == bool:
+        return True
+    return pd.api.types.is_numeric_dtype(column) and bool(column.isin((0, 1)).all())
+
+
+def infer_classes(table: pd.DataFrame) -> tuple[str, ...]:
+    """Every 0/1 column of a CODE table that is not known metadata, in table order."""
+    return tuple(str(c) for c in table.columns if c not in METADATA_COLUMNS and is_binary(table[c]))
+
+
+def read_table(folder: Path, classes: tuple[str, ...]) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """`exams.csv` of a CODE folder, validated, and its class columns (inferred if none given)."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder (expected a CODE dataset with {TABLE})")
+    path = folder / TABLE
+    if not path.is_file():
+        raise DataError(f"{path}: missing (a CODE dataset needs {TABLE} and {PART_GLOB})")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable CSV table ({e})") from e
+    for name in ("exam_id", "patient_id"):
+        if name not in table.columns:
+            raise DataError(
+                f"{path}: no '{name}' column; columns are {', '.join(map(str, table.columns))}"
+            )
+    if table.empty:
+        raise DataError(f"{path}: no exams (the table has a header but no rows)")
+    if not pd.api.types.is_integer_dtype(table["exam_id"]):
+        raise DataError(
+            f"{path}: column 'exam_id' must hold integers, got {table['exam_id'].dtype}"
+        )
+    if table["patient_id"].isna().any():
+        missing = table.loc[table["patient_id"].isna(), "exam_id"].to_numpy()
+        raise DataError(
+            f"{path}: column 'patient_id' is empty for {len(missing)} exam(s) "
+            f"(exam ids {_first(missing)})"
+        )
+    duplicated = table["exam_id"][table["exam_id"].duplicated()].unique()
+    if len(duplicated):
+        raise DataError(
+            f"{path}: {len(duplicated)} duplicate exam id(s) in 'exam_id' ({_first(duplicated)})"
+        )
+    classes = tuple(classes) or infer_classes(table)
+    if not classes:
+        raise DataError(f"{path}: no class columns given and no 0/1 column to infer them from")
+    missing = [c for c in classes if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"{path}: class column(s) {', '.join(missing)} not found; "
+            f"available columns: {', '.join(map(str, table.columns))}"
+        )
+    for c in classes:
+        if not is_binary(table[c]):
+            bad = table.loc[~table[c].isin((0, 1, True, False)) | table[c].isna(), c]
+            raise DataError(
+                f"{path}: class column '{c}' must hold 0/1, found {len(bad)} other value(s) "
+                f"(e.g. {_first(bad.to_numpy(), 3)})"
+            )
+    return table, classes
+
+
+# ---------------------------------------------------------------------------
+# HDF5 parts
+
+
+@dataclass(frozen=True)
+class Part:
+    """One HDF5 part: its file, the exam id of each row and the samples per tracing."""
+
+    file: Path
+    exam_ids: np.ndarray
+    samples: int
+
+
+def find_parts(folder: Path, table: pd.DataFrame) -> list[Path]:
+    """The HDF5 parts: `exams_part*.hdf5` plus any existing file that trace_file names."""
+    files = set(folder.glob(PART_GLOB))
+    if "trace_file" in table.columns:
+        named = {folder / str(name) for name in table["trace_file"].dropna().unique()}
+        files |= {f for f in named if f.is_file()}
+    if not files:
+        raise DataError(f"{folder}: no HDF5 parts ({PART_GLOB}) next to {TABLE}")
+    return sorted(files, key=_natural_key)
+
+
+def read_part(file: Path) -> Part:
+    """Open a part and check its `tracings` and `exam_id` datasets (signals are not read)."""
+    try:
+        with h5py.File(file, "r") as f:
+            tracings = f.get("tracings")
+            if not isinstance(tracings, h5py.Dataset):
+                raise DataError(
+                    f"{file}: no dataset 'tracings' (expected float32 (exams, samples, 12))"
+                )
+            if tracings.ndim != 3 or tracings.shape[2] != len(LEADS_12):
+                raise DataError(
+                    f"{file}: 'tracings' has shape {tracings.shape}, "
+                    f"expected (exams, samples, {len(LEADS_12)})"
+                )
+            if tracings.dtype.kind != "f":
+                raise DataError(f"{file}: 'tracings' has dtype {tracings.dtype}, expected float32")
+            ids = f.get("exam_id")
+            if not isinstance(ids, h5py.Dataset) or ids.ndim != 1 or ids.dtype.kind not in "iu":
+                raise DataError(f"{file}: no 1-D integer dataset 'exam_id' (one id per tracing)")
+            if len(ids) != len(tracings):
+                raise DataError(
+                    f"{file}: 'exam_id' has {len(ids)} entries but 'tracings' has "
+                    f"{len(tracings)} exams"
+                )
+            return Part(file, ids[:].astype(np.int64), int(tracings.shape[1]))
+    except OSError as e:
+        raise DataError(f"{file}: unreadable HDF5 file, truncated or corrupt? ({e})") from e
+
+
+def scan_nonfinite(file: Path, block: int = SCAN_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a part's `tracings` holding NaN/inf, and how many bad samples each has.
+
+    Reads the whole part, `block` exams at a time (memory stays bounded).
+    """
+    rows, counts = [], []
+    try:
+        with h5py.File(file, "r") as f:
+            tracings = f["tracings"]
+            for start in range(0, len(tracings), block):
+                bad = ~np.isfinite(tracings[start : start + block])
+                n_bad = bad.sum(axis=(1, 2))
+                hit = np.flatnonzero(n_bad)
+                rows.append(hit + start)
+                counts.append(n_bad[hit])
+    except OSError as e:
+        raise DataError(f"{file}: unreadable HDF5 data, truncated or corrupt? ({e})") from e
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(rows).astype(np.int64), np.concatenate(counts).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Join:
+    """Where each exam of the table lives: part and row (-1 where it has no tracing)."""
+
+    part: np.ndarray  # (len(table),)
+    row: np.ndarray  # (len(table),)
+    orphans: np.ndarray  # exam ids with a tracing but no table row
+
+
+def join(table: pd.DataFrame, parts: list[Part], source: Path) -> Join:
+    """Locate every exam of the table in the parts by exam_id (id 0 is padding)."""
+    ids = np.concatenate([p.exam_ids for p in parts])
+    part = np.concatenate([np.full(len(p.exam_ids), i) for i, p in enumerate(parts)])
+    row = np.concatenate([np.arange(len(p.exam_ids)) for p in parts])
+    real = ids != 0
+    ids, part, row = ids[real], part[real], row[real]
+    unique, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        dup = unique[counts > 1]
+        files = sorted({parts[i].file.name for i in np.unique(part[np.isin(ids, dup)])})
+        raise DataError(
+            f"{source}: {len(dup)} exam id(s) appear in more than one tracing in "
+            f"{', '.join(files)} ({_first(dup)})"
+        )
+    where = pd.Index(ids).get_indexer(table["exam_id"].to_numpy())
+    found = where >= 0
+    if "trace_file" in table.columns:
+        named = table["trace_file"].astype(str).to_numpy()
+        holder = np.array([p.file.name for p in parts])[part[where[found]]]
+        wrong = named[found] != holder
+        if wrong.any():
+            bad = table["exam_id"].to_numpy()[found][wrong]
+            raise DataError(
+                f"{source / TABLE}: 'trace_file' names another part than the one holding "
+                f"{wrong.sum()} exam(s) (exam ids {_first(bad)})"
+            )
+    orphans = np.setdiff1d(ids, table["exam_id"].to_numpy())
+    return Join(
+        part=np.where(found, part[where], -1),
+        row=np.where(found, row[where], -1),
+        orphans=orphans,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Reading signals
+
+
+class CodeReader:
+    """Reads tracings by ExamSet row from the right parts with sorted h5py reads.
+
+    HDF5 files are opened lazily, once per process; the reader pickles without them
+    and reopens after unpickling (or after a fork). Every batch is checked for
+    NaN/inf, which raise a `DataError` naming the file and the exam ids.
+    """
+
+    def __init__(
+        self,
+        files: tuple[str, ...],
+        part: np.ndarray,
+        row: np.ndarray,
+        exam_ids: np.ndarray,
+        samples: int,
+    ):
+        self.files = files
+        self.samples = samples
+        self.part = part
+        self.row = row
+        self.exam_ids = exam_ids
+        self._open()
+
+    def _open(self) -> None:
+        self._pid = os.getpid()
+        self._handles: dict[int, h5py.Dataset] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {k: getattr(self, k) for k in ("files", "part", "row", "exam_ids", "samples")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._open()
+
+    def _tracings(self, part: int) -> h5py.Dataset:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._open()
+            if part not in self._handles:
+                try:
+                    self._handles[part] = h5py.File(self.files[part], "r")["tracings"]
+                except OSError as e:
+                    raise DataError(f"{self.files[part]}: cannot open HDF5 ({e})") from e
+            return self._handles[part]
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """float32 (len(rows), samples, 12) in `rows` order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        part, row = self.part[rows], self.row[rows]
+        order = np.lexsort((row, part))
+        out = np.empty((len(rows), self.samples, len(LEADS_12)), np.float32)
+        for p in np.unique(part):
+            at = order[part[order] == p]  # output positions, sorted by file row
+            tracings = self._tracings(int(p))
+            try:
+                _read_sorted(tracings, row[at], out, at)
+            except OSError as e:
+                raise DataError(
+                    f"{self.files[p]}: cannot read tracings of exam ids "
+                    f"{_first(self.exam_ids[rows[at]])} ({e})"
+                ) from e
+        self._check_finite(out, rows, part)
+        return out
+
+    def _check_finite(self, x: np.ndarray, rows: np.ndarray, part: np.ndarray) -> None:
+        if np.isfinite(x.sum()):  # one fast reduction; NaN/inf propagate
+            return
+        bad = ~np.isfinite(x).all(axis=(1, 2))
+        if not bad.any():  # the sum overflowed; the samples are finite
+            return
+        files = ", ".join(sorted({Path(self.files[p]).name for p in np.unique(part[bad])}))
+        raise DataError(
+            f"{Path(self.files[0]).parent}: NaN/inf samples in {files} for exam ids "
+            f"{_first(self.exam_ids[rows[bad]])} (nan_policy='fail'); "
+            "`scaling data check` lists them all, nan_policy='exclude' drops them"
+        )
+
+
+def _read_sorted(tracings: h5py.Dataset, rows: np.ndarray, out: np.ndarray, at: np.ndarray) -> None:
+    """out[at] = tracings[rows] for sorted rows, one slice per run of adjacent rows."""
+    rows_, at_ = rows.tolist(), at.tolist()
+    start = 0
+    for stop in range(1, len(rows_) + 1):
+        if stop < len(rows_) and rows_[stop] - rows_[stop - 1] <= 1:
+            continue  # the run goes on
+        lo, hi = rows_[start], rows_[stop - 1]
+        if stop - start == 1:
+            out[at_[start]] = tracings[lo]
+        else:
+            out[at_[start:stop]] = tracings[lo : hi + 1][rows[start:stop] - lo]
+        start = stop
+
+
+# ---------------------------------------------------------------------------
+# The dataset
+
+
+def read_code(
+    path: str | Path,
+    *,
+    classes: tuple[str, ...] = (),
+    source_rate: float = 400.0,
+    nan_policy: str = "fail",
+) -> ExamSet:
+    """A CODE-family folder as an `ExamSet` (labels in memory, tracings on disk).
+
+    Exams in exams.csv without a tracing, and tracings without a row, are excluded
+    with a warning. `classes=()` takes every 0/1 non-metadata column. With
+    nan_policy "fail" a batch holding NaN/inf raises at read time; "exclude" scans
+    every tracing now (slow for big datasets) and drops those exams with a warning.
+    """
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    folder = Path(path)
+    table, classes = read_table(folder, tuple(classes))
+    parts = [read_part(f) for f in find_parts(folder, table)]
+    lengths = {p.samples for p in parts}
+    if len(lengths) > 1:
+        sizes = ", ".join(f"{p.file.name}: {p.samples}" for p in parts)
+        raise DataError(f"{folder}: parts hold tracings of different lengths ({sizes})")
+    located = join(table, parts, folder)
+    keep = located.part >= 0
+    if not keep.all():
+        missing = table["exam_id"].to_numpy()[~keep]
+        warnings.warn(
+            f"{folder}: {len(missing)} exam(s) of {TABLE} have no tracing and are excluded "
+            f"(exam ids {_first(missing)})",
+            stacklevel=2,
+        )
+    if len(located.orphans):
+        warnings.warn(
+            f"{folder}: {len(located.orphans)} tracing(s) have no row in {TABLE} and are "
+            f"ignored (exam ids {_first(located.orphans)})",
+            stacklevel=2,
+        )
+    if nan_policy == "exclude":
+        keep &= ~_nonfinite_mask(parts, located, table["exam_id"].to_numpy(), folder)
+    if not keep.any():
+        raise DataError(f"{folder}: no exam has both a row in {TABLE} and a usable tracing")
+    table = table[keep].reset_index(drop=True)
+    reader = CodeReader(
+        files=tuple(str(p.file) for p in parts),
+        part=located.part[keep].astype(np.int32),
+        row=located.row[keep].astype(np.int64),
+        exam_ids=table["exam_id"].to_numpy(np.int64),
+        samples=parts[0].samples,
+    )
+    return ExamSet(
+        exam_ids=table["exam_id"].to_numpy(np.int64),
+        patient_ids=table["patient_id"].to_numpy(),
+        labels=table[list(classes)].to_numpy(np.float32),
+        class_names=classes,
+        sample_rate=float(source_rate),
+        lead_names=LEADS_12,
+        reader=reader,
+        info=table.drop(columns=["exam_id", *classes]),
+        source=str(folder),
+    )
+
+
+def _nonfinite_mask(
+    parts: list[Part], located: Join, exam_ids: np.ndarray, folder: Path
+) -> np.ndarray:
+    """Table rows whose tracing holds NaN/inf (warns with their exam ids)."""
+    bad = np.zeros(len(located.part), bool)
+    for i, p in enumerate(parts):
+        rows, _ = scan_nonfinite(p.file)
+        bad |= (located.part == i) & np.isin(located.row, rows)
+    if bad.any():
+        warnings.warn(
+            f"{folder}: {bad.sum()} exam(s) with NaN/inf samples are excluded "
+            f"(nan_policy='exclude'; exam ids {_first(exam_ids[bad])})",
+            stacklevel=3,
+        )
+    return bad

@@ -1,0 +1,205 @@
+"""Opening a dataset by kind, and streaming preprocessed batches of a `Split`.
+
+`iterate_batches` makes one in-order pass (evaluation); `train_stream` is the
+endless, seeded, resumable stream of full training batches. Both read and
+preprocess in a background thread that keeps `prefetch` batches ready; closing
+the iterator early (or dropping it) stops and joins that thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+
+from scaling.config import DataConfig
+from scaling.data.code import read_code
+from scaling.data.dataset import DataError, ExamSet, Split
+from scaling.data.preprocess import preprocess
+
+Batch = tuple[np.ndarray, np.ndarray]
+KINDS = ("code", "ptbxl", "cpsc")
+
+
+def open_dataset(
+    kind: str,
+    path: str,
+    *,
+    classes: tuple[str, ...] = (),
+    label_level: str = "superdiagnostic",
+    source_rate: float = 400.0,
+    nan_policy: str = "fail",
+) -> ExamSet:
+    """The `ExamSet` of a dataset: kind "code" (CODE family), "ptbxl" or "cpsc".
+
+    `classes=()` keeps the dataset's own classes; otherwise exactly those, in that
+    order. `source_rate` and `nan_policy` apply to CODE, which has no rate in its
+    files; `label_level` to PTB-XL.
+    """
+    if kind == "code":
+        return read_code(path, classes=classes, source_rate=source_rate, nan_policy=nan_policy)
+    if kind == "ptbxl":
+        from scaling.data.ptbxl import read_ptbxl
+
+        return _select_classes(read_ptbxl(path, level=label_level), classes)
+    if kind == "cpsc":
+        from scaling.data.cpsc import read_cpsc
+
+        return read_cpsc(path, classes=tuple(classes) or None)
+    raise ValueError(f"unknown dataset kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def _select_classes(exams: ExamSet, classes: tuple[str, ...]) -> ExamSet:
+    """The same exams with only `classes` as labels (all of them when empty)."""
+    if not classes or tuple(classes) == exams.class_names:
+        return exams
+    missing = [c for c in classes if c not in exams.class_names]
+    if missing:
+        raise DataError(
+            f"{exams.source}: class(es) {', '.join(missing)} not in the labels; "
+            f"available: {', '.join(exams.class_names)}"
+        )
+    columns = [exams.class_names.index(c) for c in classes]
+    return ExamSet(
+        exam_ids=exams.exam_ids,
+        patient_ids=exams.patient_ids,
+        labels=exams.labels[:, columns],
+        class_names=tuple(classes),
+        sample_rate=exams.sample_rate,
+        lead_names=exams.lead_names,
+        reader=exams.reader,
+        info=exams.info,
+        source=exams.source,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Batches
+
+
+def load_batch(exams: ExamSet, rows: np.ndarray, cfg: DataConfig) -> Batch:
+    """(x, y) for `rows`: x float32 (B, cfg.length, len(cfg.leads)), y float32 (B, C)."""
+    x = preprocess(
+        exams.read(rows),
+        exams.sample_rate,
+        exams.lead_names,
+        sample_rate=cfg.sample_rate,
+        length=cfg.length,
+        leads=cfg.leads,
+        highpass_hz=cfg.highpass_hz,
+        notch_hz=cfg.notch_hz,
+        scale=cfg.scale,
+    )
+    return x, exams.labels[rows].astype(np.float32)
+
+
+def iterate_batches(
+    split: Split, cfg: DataConfig, batch_size: int, *, prefetch: int = 2
+) -> Iterator[Batch]:
+    """One in-order pass over the split; the last batch may be short."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    chunks = (split.rows[i : i + batch_size] for i in range(0, len(split.rows), batch_size))
+    return _prefetched(lambda rows: load_batch(split.exams, rows, cfg), chunks, prefetch)
+
+
+def train_stream(
+    split: Split,
+    cfg: DataConfig,
+    batch_size: int,
+    *,
+    seed: int,
+    start_step: int = 0,
+    prefetch: int = 2,
+) -> Iterator[Batch]:
+    """Endless full batches: batch k is stream[k*B:(k+1)*B] of the concatenated epochs.
+
+    Epoch e is the split's rows permuted by `np.random.default_rng([seed, e])`.
+    `start_step` starts at batch `start_step` without reading the ones before.
+    """
+    if len(split) == 0:
+        raise ValueError("cannot stream batches from an empty split")
+    if batch_size < 1 or seed < 0 or start_step < 0:
+        raise ValueError(
+            "batch_size must be >= 1, seed and start_step >= 0; got "
+            f"{batch_size}, {seed}, {start_step}"
+        )
+    positions = stream_positions(len(split), batch_size, seed=seed, start_step=start_step)
+    rows = (split.rows[p] for p in positions)
+    return _prefetched(lambda r: load_batch(split.exams, r, cfg), rows, prefetch)
+
+
+def stream_positions(
+    n: int, batch_size: int, *, seed: int, start_step: int = 0
+) -> Iterator[np.ndarray]:
+    """Positions (into a split of `n` rows) of each training batch from `start_step` on."""
+    epoch, offset = divmod(start_step * batch_size, n)
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    while True:
+        pieces, need = [], batch_size
+        while need:
+            piece = perm[offset : offset + need]
+            pieces.append(piece)
+            need -= len(piece)
+            offset += len(piece)
+            if offset == n:
+                epoch, offset = epoch + 1, 0
+                perm = np.random.default_rng([seed, epoch]).permutation(n)
+        yield np.concatenate(pieces)
+
+
+# ---------------------------------------------------------------------------
+# Prefetching
+
+_DONE = object()
+
+
+def _prefetched(
+    load: Callable[[np.ndarray], Batch], keys: Iterable[np.ndarray], prefetch: int
+) -> Iterator[Batch]:
+    """`load(key)` for each key, computed `prefetch` batches ahead in a thread."""
+    if prefetch < 1:
+        return (load(key) for key in keys)
+    return _background(load, keys, prefetch)
+
+
+def _background(
+    load: Callable[[np.ndarray], Batch], keys: Iterable[np.ndarray], prefetch: int
+) -> Iterator[Batch]:
+    ready: queue.Queue = queue.Queue(maxsize=prefetch)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for key in keys:
+                if not put(load(key)):
+                    return
+        except BaseException as e:  # handed to the consumer, raised there
+            put(e)
+            return
+        put(_DONE)
+
+    thread = threading.Thread(target=work, name="scaling-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
