@@ -13,6 +13,7 @@ from scaling.laws.table import (
     error_like,
     fit_metric,
     from_error,
+    per_class_fits,
     per_class_laws,
     required_x,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "fit_metric",
     "flops_per_nd",
     "from_error",
+    "per_class_fits",
     "per_class_laws",
     "required_x",
 ]

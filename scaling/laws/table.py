@@ -172,6 +172,42 @@ def _solve_x(form, params: np.ndarray, log_target: float) -> np.ndarray:
     return np.where(reachable, np.exp(high), np.inf)
 
 
+def per_class_fits(
+    table: pd.DataFrame,
+    *,
+    metric: str = "auroc",
+    split: str = "test",
+    x: str = "subset_size",
+    form: str = "saturating",
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    **options,
+) -> dict[str, MetricFit | LawError]:
+    """A law per class (micro/macro/all left out): its `MetricFit`, or the LawError why none."""
+    rows = finished_runs(table, ("split", "class", "metric"))
+    rows = rows[(rows["metric"] == metric) & (rows["split"] == split)]
+    classes = [c for c in pd.unique(rows["class"]) if c not in SUMMARY_CLASSES]
+    if not classes:
+        raise LawError(f"no per-class rows for {metric} on {split} among the finished runs")
+    fits: dict[str, MetricFit | LawError] = {}
+    for cls in classes:
+        try:
+            fits[cls] = fit_metric(
+                table,
+                metric=metric,
+                cls=cls,
+                split=split,
+                x=x,
+                form=form,
+                n_bootstrap=n_bootstrap,
+                seed=seed,
+                **options,
+            )
+        except LawError as e:
+            fits[cls] = e
+    return fits
+
+
 def per_class_laws(
     table: pd.DataFrame,
     *,
@@ -182,45 +218,43 @@ def per_class_laws(
     min_positives: int = 10,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    fits: dict[str, MetricFit | LawError] | None = None,
     **options,
 ) -> pd.DataFrame:
-    """One law per class: its exponent alpha and asymptote E (in metric units), with 95% CIs.
+    """One row per class: exponent alpha and asymptote E (in metric units) with 95% CIs.
 
-    `n_pos` is the fewest positives the class has on `split` over the runs;
-    `too_few_positives` flags n_pos < min_positives. A class whose law cannot
-    be fitted gets NaNs and the reason in `note`.
+    E here is the metric the law tends to (e.g. AUROC 1 − E_error; a power law
+    tends to a perfect metric). `n_pos` is the fewest positives the class has on
+    `split` over the runs; `too_few_positives` flags n_pos < min_positives. A
+    class whose law cannot be fitted gets NaNs and the reason in `note`. Pass
+    `fits` (from `per_class_fits`) to summarise those instead of fitting again.
     """
+    if fits is None:
+        fits = per_class_fits(
+            table,
+            metric=metric,
+            split=split,
+            x=x,
+            form=form,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            **options,
+        )
     rows = finished_runs(table, ("split", "class", "metric", "n_pos"))
     rows = rows[(rows["metric"] == metric) & (rows["split"] == split)]
-    classes = [c for c in pd.unique(rows["class"]) if c not in SUMMARY_CLASSES]
-    if not classes:
-        raise LawError(f"no per-class rows for {metric} on {split} among the finished runs")
+    n_pos = rows.groupby("class")["n_pos"].min()
     out = []
-    for cls in classes:
-        n_pos = rows.loc[rows["class"] == cls, "n_pos"].min()
-        row = {"class": cls, "n_pos": n_pos, "too_few_positives": bool(n_pos < min_positives)}
+    for cls, result in fits.items():
+        row = {"class": cls, "n_pos": n_pos.get(cls, np.nan)}
+        row["too_few_positives"] = bool(row["n_pos"] < min_positives)
         row |= dict.fromkeys(("alpha", "alpha_low", "alpha_high", "E", "E_low", "E_high"), np.nan)
-        row["note"] = ""
-        try:
-            law = fit_metric(
-                table,
-                metric=metric,
-                cls=cls,
-                split=split,
-                x=x,
-                form=form,
-                n_bootstrap=n_bootstrap,
-                seed=seed,
-                **options,
-            ).law
-        except LawError as e:
-            row["note"] = str(e)
-            out.append(row)
-            continue
-        row |= {"alpha": law.params["alpha"], "alpha_low": law.ci["alpha"][0]}
-        row["alpha_high"] = law.ci["alpha"][1]
-        e_err = (law.params.get("E", 0.0), *law.ci.get("E", (0.0, 0.0)))
-        e_metric = from_error(metric, np.array(e_err))
-        row |= {"E": e_metric[0], "E_low": np.min(e_metric[1:]), "E_high": np.max(e_metric[1:])}
+        row["note"] = str(result) if isinstance(result, LawError) else ""
+        if isinstance(result, MetricFit):
+            law = result.law
+            row |= {"alpha": law.params["alpha"], "alpha_low": law.ci["alpha"][0]}
+            row["alpha_high"] = law.ci["alpha"][1]
+            e_err = (law.params.get("E", 0.0), *law.ci.get("E", (0.0, 0.0)))
+            e_metric = from_error(metric, np.array(e_err))
+            row |= {"E": e_metric[0], "E_low": min(e_metric[1:]), "E_high": max(e_metric[1:])}
         out.append(row)
     return pd.DataFrame(out)
