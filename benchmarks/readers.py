@@ -8,8 +8,8 @@ One JSON line per figure:
   of the same headers;
 - `read_cpsc`: ms per record of `ExamSet.read` on CPSC `.mat` files, against `wfdb.rdrecord`
   of the same records;
-- `read_ptbxl`: ms per record of `ExamSet.read` on PTB-XL (100 Hz; `wfdb.rdsamp` per record),
-  against `numpy.fromfile` of the same `.dat` files (the I/O floor).
+- `read_ptbxl`: ms per record of `ExamSet.read` on PTB-XL (100 Hz), against `wfdb.rdsamp` of
+  the same records.
 
 Run: ``python benchmarks/readers.py [--repeats 3]`` (needs ../shared/data).
 """
@@ -86,13 +86,10 @@ def main() -> None:
         warnings.simplefilter("ignore")
         ptbxl = read_ptbxl(DATA / "ptbxl_sample", sampling="100")
     rows = np.arange(100)
-    dats = [Path(r + ".dat") for r in ptbxl.reader.records[:100]]
+    records = ptbxl.reader.records[:100]
     ours = best_ms(lambda: [ptbxl.read(rows[i : i + 1]) for i in rows], args.repeats)
-    ref = best_ms(
-        lambda: [np.fromfile(d, "<i2").reshape(-1, 12) / np.float32(1000) for d in dats],
-        args.repeats,
-    )
-    emit("read_ptbxl", len(rows), ours, ref, "numpy.fromfile")
+    ref = best_ms(lambda: [wfdb.rdsamp(r) for r in records], args.repeats)
+    emit("read_ptbxl", len(rows), ours, ref, "wfdb.rdsamp")
 
 
 if __name__ == "__main__":

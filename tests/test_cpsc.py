@@ -149,7 +149,7 @@ def test_original_layout_matches_the_challenge_layout(original_copy, cpsc):
 
 def test_original_layout_leaves_out_missing_files(original_copy):
     (original_copy / "A0002.mat").unlink()
-    with pytest.warns(UserWarning, match=r"1 records .* no \.mat files .* \['A0002'\]"):
+    with pytest.warns(UserWarning, match=r"1 record\(s\) .* no \.mat files .* \['A0002'\]"):
         exams = read_cpsc(original_copy)
     assert len(exams) == 103 and "A0002" not in exams.exam_ids
 
@@ -286,3 +286,19 @@ def test_synthetic_classes_are_never_an_impossible_pair():
         assert 1 <= len(classes) <= 3
         assert classes == {"Normal"} or "Normal" not in classes
         assert not any(pair <= classes for pair in _EXCLUSIVE)
+
+
+def test_invalid_sample_reads_as_nan(two_records):
+    mat = two_records / "A0001.mat"
+    val = scipy.io.loadmat(mat)["val"]
+    val[2, 100] = -32768
+    scipy.io.savemat(mat, {"val": val}, format="4")
+    x = read_cpsc(two_records).read(np.array([0]))[0]
+    assert np.isnan(x[100, 2]) and np.isnan(x).sum() == 1
+
+
+def test_mat_without_signal_is_a_data_error(tmp_path):
+    scipy.io.savemat(tmp_path / "A0001.mat", {"other": np.zeros(3)})
+    (tmp_path / REFERENCE).write_text("Recording,First_label,Second_label,Third_label\nA0001,1,,\n")
+    with pytest.raises(DataError, match=r"A0001\.mat: no variable 'val' .* struct 'ECG'"):
+        read_cpsc(tmp_path)

@@ -71,7 +71,7 @@ def read_cpsc(path: str | Path, *, classes: tuple[str, ...] | None = CPSC_CLASSE
     classes = tuple(classes or CPSC_CLASSES)
     unknown = [c for c in classes if c not in CPSC_CLASSES]
     if unknown:
-        raise ValueError(f"CPSC classes {unknown or classes} are not among {CPSC_CLASSES}")
+        raise ValueError(f"CPSC class(es) {', '.join(unknown)} not among {', '.join(CPSC_CLASSES)}")
     if not root.is_dir():
         raise DataError(f"{root}: folder not found; expected CPSC 2018 / Challenge records")
     if (root / REFERENCE).is_file():
@@ -79,7 +79,7 @@ def read_cpsc(path: str | Path, *, classes: tuple[str, ...] | None = CPSC_CLASSE
     else:
         records = _records_with_dx(root)
     if not records:
-        raise DataError(f"{root}: no records found (no .hea files, no {REFERENCE})")
+        raise DataError(f"{root}: no records; expected .hea + .mat files, or {REFERENCE} + .mat")
 
     rates = {r.sample_rate for r in records}
     if len(rates) > 1:
@@ -88,7 +88,7 @@ def read_cpsc(path: str | Path, *, classes: tuple[str, ...] | None = CPSC_CLASSE
             "read one database (one rate) at a time"
         )
     lead_names = records[0].lead_names
-    columns = np.array([_columns(r, lead_names) for r in records], dtype=np.int64)
+    columns = np.stack([_columns(r, lead_names) for r in records])
 
     labels = np.array([[c in r.classes for c in classes] for r in records], dtype=np.float32)
     unlabelled = [r.name for r, y in zip(records, labels, strict=True) if not y.any()]
@@ -112,8 +112,8 @@ def read_cpsc(path: str | Path, *, classes: tuple[str, ...] | None = CPSC_CLASSE
         files=tuple(str(r.mat) for r in records),
         shapes=np.array([(len(r.lead_names), r.length) for r in records], dtype=np.int64),
         columns=columns,
-        baselines=np.take_along_axis(np.stack([r.baselines for r in records]), columns, axis=1),
-        scales=np.take_along_axis(np.stack([r.scales for r in records]), columns, axis=1),
+        baselines=np.stack([r.baselines[c] for r, c in zip(records, columns, strict=True)]),
+        scales=np.stack([r.scales[c] for r, c in zip(records, columns, strict=True)]),
     )
     return ExamSet(
         exam_ids=names,
@@ -231,7 +231,7 @@ def _from_header(name: str, mat: Path, header: Header, classes: frozenset[str], 
 
 def _from_struct(name: str, mat: Path, classes: frozenset[str], dx: str) -> _Record:
     """A CPSC 2018 release file: struct ECG with sex, age and data (12 x samples, mV)."""
-    ecg = _load_struct(mat)
+    ecg = _ecg_struct(_read_mat(mat), mat)
     n = len(CPSC_LEADS)
     return _Record(
         name=name,
@@ -314,9 +314,9 @@ def _unique_by_name(root: Path, pattern: str) -> list[Path]:
 def _warn_missing(root: Path, names: list[str], what: str) -> None:
     if names:
         warnings.warn(
-            f"{len(names)} records under {root} have no {what} and were left out "
+            f"{len(names)} record(s) under {root} have no {what} and were left out "
             f"(first: {names[:5]})",
-            stacklevel=3,
+            stacklevel=4,  # the caller of read_cpsc
         )
 
 
@@ -329,27 +329,25 @@ def _columns(record: _Record, lead_names: tuple[str, ...]) -> np.ndarray:
 
 def _load_mat(path: Path) -> np.ndarray:
     """The (leads, samples) signal of a Challenge (`val`) or CPSC 2018 (`ECG.data`) file."""
-    try:
-        mat = scipy.io.loadmat(path, simplify_cells=True)
-    except (OSError, ValueError, scipy.io.matlab.MatReadError) as e:
-        raise DataError(f"{path}: cannot read the .mat file ({e})") from e
+    mat = _read_mat(path)
     if "val" in mat:
         return np.atleast_2d(mat["val"])
-    if isinstance(mat.get("ECG"), dict) and "data" in mat["ECG"]:
-        return np.atleast_2d(mat["ECG"]["data"])
-    raise DataError(f"{path}: no variable 'val' or struct 'ECG' with field 'data'")
+    return _ecg_struct(mat, path)["data"]
 
 
-def _load_struct(path: Path) -> dict:
+def _read_mat(path: Path) -> dict:
     try:
-        mat = scipy.io.loadmat(path, simplify_cells=True)
+        return scipy.io.loadmat(path, simplify_cells=True)
     except (OSError, ValueError, scipy.io.matlab.MatReadError) as e:
         raise DataError(f"{path}: cannot read the .mat file ({e})") from e
+
+
+def _ecg_struct(mat: dict, path: Path) -> dict:
     ecg = mat.get("ECG")
     if not isinstance(ecg, dict) or np.ndim(ecg.get("data")) != 2:
         raise DataError(
-            f"{path}: no .hea beside it and no struct 'ECG' with a 2-D field 'data'; "
-            "expected a CPSC 2018 record"
+            f"{path}: no variable 'val' (Challenge record) or struct 'ECG' with a 2-D field "
+            "'data' (CPSC 2018 record)"
         )
     return ecg
 
