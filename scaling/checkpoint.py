@@ -1,7 +1,8 @@
 """Orbax checkpoints of a run: the latest state for resuming, and the best for evaluation.
 
 Orbax writes each checkpoint to a temporary directory and renames it when complete,
-so a run killed mid-save resumes from the previous complete checkpoint.
+so a run killed mid-save resumes from the previous complete checkpoint. Saves are
+synchronous: a checkpoint that `save` returned from is on disk.
 """
 
 from __future__ import annotations
@@ -42,11 +43,15 @@ class Checkpoints:
     def __init__(self, directory: epath.Path, keep: int = 2) -> None:
         self.latest = ocp.CheckpointManager(
             directory / "latest",
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, create=True, enable_async_checkpointing=False
+            ),
         )
         self.best = ocp.CheckpointManager(
             directory / "best",
-            options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=1, create=True, enable_async_checkpointing=False
+            ),
         )
 
     def save(self, step: int, state: TrainState, meta: dict[str, Any]) -> None:

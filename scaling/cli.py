@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -81,34 +82,34 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(_dry_run(sweep, runs, args.store))
         return 0
-    return _execute(sweep, runs, args.store, args.address, args.max_concurrent, args.num_cpus)
-
-
-def _execute(
-    sweep,
-    runs,
-    store_path: str,
-    address: str | None,
-    max_concurrent: int | None,
-    num_cpus: int | None,
-) -> int:
     from scaling.orchestrate import run_sweep
 
     started = time.monotonic()
     summary = run_sweep(
-        sweep, runs, store_path, address=address, max_concurrent=max_concurrent, num_cpus=num_cpus
+        sweep,
+        runs,
+        args.store,
+        address=args.address,
+        max_concurrent=args.max_concurrent,
+        num_cpus=args.num_cpus,
+        compile_cache=_compile_cache(),
     )
     print(
         f"sweep {sweep.name}: {len(summary.finished)}/{len(runs)} finished "
         f"({len(summary.trained)} trained now), {len(summary.failed)} failed, "
         f"{len(summary.diverged)} diverged in {time.monotonic() - started:.1f}s; "
-        f"store {store_path}"
+        f"store {args.store}"
     )
     for rid, msg in summary.diverged.items():
         print(f"  diverged {rid}: {msg}")
     for rid, msg in summary.failed.items():
-        print(f"  FAILED {rid}: {msg} (traceback in {store_path}/{sweep.name}/{rid}/failure.json)")
+        print(f"  FAILED {rid}: {msg} (traceback in {args.store}/{sweep.name}/{rid}/failure.json)")
     return 0 if summary.ok else EXIT_FAILED_RUNS
+
+
+def _compile_cache() -> str | None:
+    """JAX's own variable, when set, picks the compilation cache shared by all workers."""
+    return os.environ.get("JAX_COMPILATION_CACHE_DIR")
 
 
 def _dry_run(sweep, runs, store_path: str) -> str:

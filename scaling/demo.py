@@ -35,6 +35,7 @@ def run_demo(
     axis: dict[str, list[str]],
     overrides: dict[str, Any],
     num_cpus: int | None = None,
+    compile_cache: str | None = None,
 ) -> int:
     from scaling import laws, plots, report, results
     from scaling.orchestrate import run_sweep
@@ -42,17 +43,16 @@ def run_demo(
 
     started = time.monotonic()
     data = (out / "data").resolve()
-    tick = time.monotonic()
+    sweep = replace_axes(load_sweep(DEMO_SWEEP), axis)
+    runs = expand(sweep, {"data.path": str(data), **overrides})  # bad input fails before work
     if ensure_data(data, exams=exams, patients=patients):
         print(
             f"wrote {exams} synthetic exams of {patients} patients to {data} "
-            f"in {time.monotonic() - tick:.1f}s"
+            f"in {time.monotonic() - started:.1f}s"
         )
-    sweep = replace_axes(load_sweep(DEMO_SWEEP), axis)
-    runs = expand(sweep, {"data.path": str(data), **overrides})
     store_path = str(out / "store")
     print(f"sweep {sweep.name}: {len(runs)} runs into {store_path}")
-    summary = run_sweep(sweep, runs, store_path, num_cpus=num_cpus)
+    summary = run_sweep(sweep, runs, store_path, num_cpus=num_cpus, compile_cache=compile_cache)
     print(
         f"runs: {len(summary.finished)} finished ({len(summary.trained)} trained now), "
         f"{len(summary.failed)} failed, {len(summary.diverged)} diverged"

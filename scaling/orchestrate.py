@@ -37,15 +37,17 @@ class SweepSummary:
         return not self.failed
 
 
-def worker_env(store_path: str, resources: Resources) -> dict[str, str]:
-    """Environment of every worker: compilation cache in the store, memory sharing."""
-    cache = (
-        epath.Path(store_path) / ".jax_cache"
-        if "://" not in store_path
-        else Path.home() / ".cache" / "scaling" / "jax"
-    )
+def _default_cache(store_path: str) -> str:
+    """The persistent compilation cache: in a local store, else in the user's cache dir."""
+    if "://" in store_path:
+        return os.fspath(Path.home() / ".cache" / "scaling" / "jax")
+    return os.fspath(Path(store_path).resolve() / ".jax_cache")
+
+
+def worker_env(compile_cache: str, resources: Resources) -> dict[str, str]:
+    """Environment of every worker: the shared compilation cache, accelerator memory sharing."""
     env = {
-        "JAX_COMPILATION_CACHE_DIR": os.fspath(cache),
+        "JAX_COMPILATION_CACHE_DIR": compile_cache,
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
@@ -112,6 +114,7 @@ def run_sweep(
     address: str | None = None,
     max_concurrent: int | None = None,
     num_cpus: int | None = None,
+    compile_cache: str | None = None,
     report_every: float = 10.0,
 ) -> SweepSummary:
     """Run every unfinished run of `runs` on Ray and wait for all of them.
@@ -125,7 +128,6 @@ def run_sweep(
     todo = []
     for run in runs:
         path = root / sweep.name / run.run_id
-        store.init_run(path, run.config)
         if (path / "result.json").exists():
             summary.finished.append(run.run_id)
         else:
@@ -135,9 +137,15 @@ def run_sweep(
         reporter.maybe(f"sweep {sweep.name}: all {len(runs)} runs already finished", force=True)
         return summary
 
-    connect(address, env=worker_env(store_path, resources), num_cpus=num_cpus)
+    connect(
+        address,
+        env=worker_env(compile_cache or _default_cache(store_path), resources),
+        num_cpus=num_cpus,
+    )
     try:
         check_resources(resources)
+        for run, path in todo:
+            store.init_run(path, run.config)
         task = _run_task.options(
             num_cpus=resources.num_cpus,
             num_gpus=resources.num_gpus,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -90,8 +92,39 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
             pytest.fail("ray head did not start")
         time.sleep(1)
     yield address, url
-    os.killpg(proc.pid, 15)
-    try:
+    os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
+    time.sleep(1)
+    with contextlib.suppress(ProcessLookupError):  # stragglers of this head's group only
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def tiny_config(data_path: Path | str, **overrides):
+    """The demo experiment shrunk for tests: 100 Hz × 256 samples, a few dozen steps."""
+    from scaling.config import override
+    from scaling.sweep import load_experiment
+
+    base = {
+        "data.path": str(data_path),
+        "sample_rate": 100.0,
+        "length": 256,
+        "val_fraction": 0.2,
+        "test_fraction": 0.2,
+        "train.batch_size": 16,
+        "max_steps": 30,
+        "eval_every": 10,
+        "bootstrap": 50,
+        "eval.batch_size": 64,
+    }
+    return override(load_experiment("demo"), {**base, **overrides})
+
+
+@pytest.fixture(scope="session")
+def code_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic dataset in the CODE layout (400 exams of 250 patients, 1024 samples)."""
+    from scaling.data.synthetic import write_code_dataset
+
+    path = tmp_path_factory.mktemp("code_data")
+    write_code_dataset(path, n_exams=400, n_patients=250, length=1024, seed=0)
+    return path

@@ -37,7 +37,9 @@ def test_ambiguous_leaf_needs_its_path():
 def test_override_coerces_command_line_strings():
     cfg = override(
         RunConfig(),
-        parse_overrides(["train.lr=3e-4", "subset_size=1000", "leads=DI,DII", "class_weighting=true"]),
+        parse_overrides(
+            ["train.lr=3e-4", "subset_size=1000", "leads=DI,DII", "class_weighting=true"]
+        ),
     )
     assert cfg.train.lr == 3e-4 and cfg.data.subset_size == 1000
     assert cfg.data.leads == ("DI", "DII") and cfg.train.class_weighting is True

@@ -1,0 +1,243 @@
+"""Sweeps on a real Ray head on 127.0.0.1: results, resume, faults, concurrency, job submission."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from conftest import REPO, scaling_cmd
+from etils import epath
+
+from scaling import results, store
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+SWEEP = """
+from scaling.sweep import Resources, Sweep
+
+def get_sweep():
+    return Sweep(
+        name="{name}",
+        experiment="demo",
+        axes=({{"subset_size": {sizes}}},),
+        fixed={fixed},
+        profiles={{"cpu": Resources(num_cpus={cpus}, num_gpus={gpus})}},
+        max_retries=2,
+    )
+"""
+
+TINY = {
+    "sample_rate": 100.0,
+    "length": 256,
+    "val_fraction": 0.2,
+    "test_fraction": 0.2,
+    "train.batch_size": 16,
+    "max_steps": 30,
+    "eval_every": 10,
+    "bootstrap": 20,
+    "eval.batch_size": 64,
+}
+
+
+def write_sweep(tmp_path, name, sizes, data, cpus=1, gpus=0, **fixed):
+    path = tmp_path / f"{name}.py"
+    path.write_text(
+        SWEEP.format(
+            name=name,
+            sizes=list(sizes),
+            cpus=cpus,
+            gpus=gpus,
+            fixed=repr({**TINY, "data.path": str(data), **fixed}),
+        )
+    )
+    return path
+
+
+def trainings(store_path, sweep):
+    return {s.run_id: store.count_trainings(s.path) for s in store.scan(store_path, sweep)}
+
+
+def test_sweep_finishes_resumes_nothing_and_tabulates(ray_head, code_data, tmp_path):
+    address, _ = ray_head
+    sweep = write_sweep(tmp_path, "basic", [40, 80, 160], code_data)
+    st = tmp_path / "store"
+    first = scaling_cmd("sweep", str(sweep), "--store", str(st), "--address", address)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "3/3 finished (3 trained now)" in first.stdout
+    table = results.collect(st)
+    assert table["run_id"].nunique() == 3 and (table["status"] == "finished").all()
+    rows = table[(table.split == "test") & (table["class"] == "macro") & (table.metric == "auroc")]
+    assert sorted(rows["subset_size"]) == [40, 80, 160]
+    assert (rows["train_exams"] >= rows["subset_size"]).all()
+    again = scaling_cmd("sweep", str(sweep), "--store", str(st), "--address", address)
+    assert again.returncode == 0 and "all 3 runs already finished" in again.stderr
+    assert set(trainings(st, "basic").values()) == {1}
+    status = scaling_cmd("status", str(st))
+    assert "3/3 done" in status.stdout
+
+
+def test_a_failing_run_is_recorded_and_the_others_finish(ray_head, code_data, tmp_path):
+    address, _ = ray_head
+    sweep = tmp_path / "faulty.py"
+    sweep.write_text(
+        textwrap.dedent(f"""
+        from scaling.sweep import Sweep
+        def get_sweep():
+            return Sweep(name="faulty", experiment="demo",
+                         axes=({{"subset_size": [40, 80], "fail_at_step": [-1, 3]}},),
+                         fixed={ {**TINY, "data.path": str(code_data)}!r})
+    """)
+    )
+    st = tmp_path / "store"
+    out = scaling_cmd("sweep", str(sweep), "--store", str(st), "--address", address)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "1 failed" in out.stdout and "InjectedFailure" in out.stdout
+    by_status = {s.status: s for s in store.scan(st)}
+    assert set(by_status) == {"finished", "failed"}
+    failure = json.loads((by_status["failed"].path / "failure.json").read_text())
+    assert "Traceback" in failure["traceback"] and "fail_at_step" in failure["traceback"]
+
+
+def test_killed_worker_is_retried_and_resumes(ray_head, code_data, tmp_path):
+    address, _ = ray_head
+    sweep = write_sweep(
+        tmp_path, "crash", [120], code_data, max_steps=200, eval_every=10, early_stopping=0
+    )
+    st = tmp_path / "store"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scaling.cli",
+            "sweep",
+            str(sweep),
+            "--store",
+            str(st),
+            "--address",
+            address,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    killed = _kill_worker_after_checkpoint(st / "crash", deadline=time.monotonic() + 240)
+    out, _ = proc.communicate(timeout=600)
+    assert killed, "no worker was seen mid-run"
+    assert proc.returncode == 0, out
+    [run] = store.scan(st, "crash")
+    assert run.status == "finished"
+    starts = [
+        json.loads(x)["start_step"] for x in (run.path / "trainings.jsonl").read_text().splitlines()
+    ]
+    assert len(starts) == 2 and starts[0] == 0 and starts[1] > 0
+
+
+def _kill_worker_after_checkpoint(sweep_dir, deadline) -> bool:
+    while time.monotonic() < deadline:
+        for lock in sweep_dir.glob("*/lock"):
+            if len(store.read_metrics(epath.Path(lock.parent))) >= 2:
+                try:
+                    pid = json.loads(lock.read_text())["pid"]
+                except (json.JSONDecodeError, FileNotFoundError):
+                    continue
+                os.kill(pid, signal.SIGKILL)
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def test_killed_driver_then_relaunch_completes_without_retraining(ray_head, code_data, tmp_path):
+    address, _ = ray_head
+    sweep = write_sweep(tmp_path, "driver", [40, 60, 80, 100, 120, 140], code_data)
+    st = tmp_path / "store"
+    args = [
+        sys.executable,
+        "-m",
+        "scaling.cli",
+        "sweep",
+        str(sweep),
+        "--store",
+        str(st),
+        "--address",
+        address,
+        "--max-concurrent",
+        "1",
+    ]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list((st / "driver").glob("*/result.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    finished_before = {p.parent.name for p in (st / "driver").glob("*/result.json")}
+    assert 0 < len(finished_before) < 6
+    again = scaling_cmd("sweep", str(sweep), "--store", str(st), "--address", address)
+    assert again.returncode == 0, again.stdout + again.stderr
+    counts = trainings(st, "driver")
+    assert len(counts) == 6 and all(s.status == "finished" for s in store.scan(st, "driver"))
+    assert all(counts[rid] == 1 for rid in finished_before)
+
+
+def test_two_concurrent_invocations_train_each_run_once(ray_head, code_data, tmp_path):
+    address, _ = ray_head
+    sweep = write_sweep(tmp_path, "twice", [40, 70, 100], code_data)
+    st = tmp_path / "store"
+    args = [
+        sys.executable,
+        "-m",
+        "scaling.cli",
+        "sweep",
+        str(sweep),
+        "--store",
+        str(st),
+        "--address",
+        address,
+    ]
+    procs = [
+        subprocess.Popen(
+            args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert trainings(st, "twice") == dict.fromkeys(trainings(st, "twice"), 1)
+    assert len(trainings(st, "twice")) == 3
+
+
+def test_resources_the_cluster_cannot_provide_fail_before_anything_starts(
+    ray_head, code_data, tmp_path
+):
+    address, _ = ray_head
+    sweep = write_sweep(tmp_path, "greedy", [40], code_data, gpus=4)
+    st = tmp_path / "store"
+    out = scaling_cmd("sweep", str(sweep), "--store", str(st), "--address", address)
+    assert out.returncode == 2
+    assert "no node of the cluster can provide" in out.stderr and "GPU" in out.stderr
+    assert not list(st.glob("**/trainings.jsonl"))
+
+
+def test_submit_to_a_cluster_as_a_job(ray_head, code_data, tmp_path):
+    from scaling.orchestrate import job_status
+
+    _, dashboard = ray_head
+    sweep = write_sweep(tmp_path, "job", [40, 80], code_data)
+    st = tmp_path / "store"
+    out = scaling_cmd("submit", str(sweep), "--store", str(st), "--address", dashboard)
+    assert out.returncode == 0, out.stdout + out.stderr
+    job_id = out.stdout.split("submitted job ")[1].split()[0]
+    deadline = time.monotonic() + 400
+    status, logs = "", ""
+    while time.monotonic() < deadline:
+        status, logs = job_status(dashboard, job_id)
+        if status.endswith(("SUCCEEDED", "FAILED", "STOPPED")):
+            break
+        time.sleep(2)
+    assert status.endswith("SUCCEEDED"), logs
+    assert {s.status for s in store.scan(st, "job")} == {"finished"}
+    assert len(store.scan(st, "job")) == 2
