@@ -22,7 +22,7 @@ def test_keys_resolve_by_path_and_unique_leaf():
 
 
 def test_unknown_key_names_the_closest_valid_one():
-    with pytest.raises(ConfigError, match="did you mean 'train.lr'"):
+    with pytest.raises(ConfigError, match=r"did you mean 'train\.lr'"):
         resolve_key("train.lrr")
     with pytest.raises(ConfigError, match="subset_size"):
         override(RunConfig(), {"subset_sise": 10})

@@ -1,5 +1,6 @@
 """`scaling demo` end to end at small size: the curve slopes, a re-run trains nothing, bad input."""
 
+import itertools
 import re
 import time
 
@@ -96,7 +97,7 @@ def test_demo_subsets_are_nested_and_patient_disjoint(demo):
     out, _, _ = demo
     base = override(load_experiment("demo"), {"data.path": str(out / "data")}).data
     splits = [prepare_splits(override_data(base, n)) for n in (40, 100, 250, 600)]
-    for small, large in zip(splits, splits[1:], strict=False):
+    for small, large in itertools.pairwise(splits):
         assert set(small.train.rows) < set(large.train.rows)
     held_out = set(splits[0].val.patients) | set(splits[0].test.patients)
     assert not held_out & set(splits[-1].pool.patients)

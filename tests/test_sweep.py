@@ -83,7 +83,7 @@ def test_sweep_file_returning_the_wrong_type(tmp_path):
 
 
 def test_unknown_sweep_name_lists_available():
-    with pytest.raises(SweepError, match="available: .*demo"):
+    with pytest.raises(SweepError, match=r"available: .*demo"):
         load_sweep("no_such_sweep")
 
 

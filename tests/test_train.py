@@ -169,5 +169,5 @@ def test_schedule_resolution():
     assert (s.steps_per_epoch, s.total_steps, s.eval_every) == (16, 48, 16)
     s = resolve_schedule(1000, TrainConfig(batch_size=64, max_epochs=3, max_steps=20, eval_every=5))
     assert (s.total_steps, s.eval_every) == (20, 5)
-    with pytest.raises(ValueError, match="max_epochs or train.max_steps"):
+    with pytest.raises(ValueError, match=r"max_epochs or train\.max_steps"):
         resolve_schedule(1000, TrainConfig())
