@@ -263,13 +263,33 @@ def test_corrupt_hdf5(data):
         read_code(data)
 
 
-def test_corruption_found_at_read_time_names_the_file_and_exams(data):
+@pytest.mark.parametrize("opened_before", [False, True])
+def test_truncation_found_at_read_time_names_the_file_and_exams(data, opened_before):
     exams = read_code(data)
+    rows = np.flatnonzero(exams.info["trace_file"] == "exams_part0.hdf5")
+    if opened_before:  # the part is open: rows past the end come back short
+        exams.read(rows[:1])
     part = data / "exams_part0.hdf5"
     os.truncate(part, part.stat().st_size // 2)
-    rows = np.flatnonzero(exams.info["trace_file"] == "exams_part0.hdf5")
     with pytest.raises(DataError, match=r"exams_part0\.hdf5"):
         exams.read(rows)
+
+
+def test_compressed_and_float64_parts_read_through_h5py(data):
+    rows = np.arange(40)
+    before = read_code(data).read(rows)
+    with h5py.File(data / "exams_part0.hdf5") as f:
+        ids, tracings = f["exam_id"][:], f["tracings"][:]
+    with h5py.File(data / "exams_part0.hdf5", "w") as f:
+        f.create_dataset("exam_id", data=ids)
+        f.create_dataset("tracings", data=tracings, chunks=(4, LENGTH, 12), compression="gzip")
+    edit_part(data / "exams_part1.hdf5", tracings=_part_tracings(data, 1).astype(np.float64))
+    np.testing.assert_array_equal(read_code(data).read(rows), before)
+
+
+def _part_tracings(folder: Path, p: int) -> np.ndarray:
+    with h5py.File(folder / f"exams_part{p}.hdf5") as f:
+        return f["tracings"][:]
 
 
 def test_unknown_kind():

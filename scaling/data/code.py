@@ -248,11 +248,11 @@ def join(table: pd.DataFrame, parts: list[Part], source: Path) -> Join:
 
 
 class CodeReader:
-    """Reads tracings by ExamSet row from the right parts with sorted h5py reads.
+    """Reads tracings by ExamSet row from the right parts, in file order within each part.
 
-    HDF5 files are opened lazily, once per process; the reader pickles without them
-    and reopens after unpickling (or after a fork). Every batch is checked for
-    NaN/inf, which raise a `DataError` naming the file and the exam ids.
+    Parts are opened lazily, once per process; the reader pickles without them and
+    reopens after unpickling (or after a fork). Every batch is checked for NaN/inf,
+    which raise a `DataError` naming the file and the exam ids.
     """
 
     def __init__(
@@ -272,7 +272,7 @@ class CodeReader:
 
     def _open(self) -> None:
         self._pid = os.getpid()
-        self._handles: dict[int, h5py.Dataset] = {}
+        self._parts: dict[int, _H5Rows | _RawRows] = {}
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
@@ -282,16 +282,16 @@ class CodeReader:
         self.__dict__.update(state)
         self._open()
 
-    def _tracings(self, part: int) -> h5py.Dataset:
+    def _rows_of(self, part: int) -> _H5Rows | _RawRows:
         with self._lock:
             if self._pid != os.getpid():
                 self._open()
-            if part not in self._handles:
+            if part not in self._parts:
                 try:
-                    self._handles[part] = h5py.File(self.files[part], "r")["tracings"]
+                    self._parts[part] = open_rows(Path(self.files[part]))
                 except OSError as e:
                     raise DataError(f"{self.files[part]}: cannot open HDF5 ({e})") from e
-            return self._handles[part]
+            return self._parts[part]
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """float32 (len(rows), samples, 12) in `rows` order."""
@@ -301,9 +301,9 @@ class CodeReader:
         out = np.empty((len(rows), self.samples, len(LEADS_12)), np.float32)
         for p in np.unique(part):
             at = order[part[order] == p]  # output positions, sorted by file row
-            tracings = self._tracings(int(p))
+            source = self._rows_of(int(p))
             try:
-                _read_sorted(tracings, row[at], out, at)
+                source.read_into(row[at], out, at)
             except OSError as e:
                 raise DataError(
                     f"{self.files[p]}: cannot read tracings of exam ids "
@@ -326,19 +326,78 @@ class CodeReader:
         )
 
 
-def _read_sorted(tracings: h5py.Dataset, rows: np.ndarray, out: np.ndarray, at: np.ndarray) -> None:
-    """out[at] = tracings[rows] for sorted rows, one slice per run of adjacent rows."""
-    rows_, at_ = rows.tolist(), at.tolist()
-    start = 0
-    for stop in range(1, len(rows_) + 1):
-        if stop < len(rows_) and rows_[stop] - rows_[stop - 1] <= 1:
-            continue  # the run goes on
-        lo, hi = rows_[start], rows_[stop - 1]
-        if stop - start == 1:
-            out[at_[start]] = tracings[lo]
-        else:
-            out[at_[start:stop]] = tracings[lo : hi + 1][rows[start:stop] - lo]
-        start = stop
+def open_rows(file: Path) -> _H5Rows | _RawRows:
+    """The fastest way to read a part's rows: straight from the file where rows are
+    stored raw (uncompressed native float32), else through h5py."""
+    with h5py.File(file, "r") as f:
+        tracings = f["tracings"]
+        offsets = raw_row_offsets(tracings)
+        row_bytes = tracings.dtype.itemsize * int(np.prod(tracings.shape[1:]))
+    return _H5Rows(file) if offsets is None else _RawRows(file, offsets, row_bytes)
+
+
+def raw_row_offsets(tracings: h5py.Dataset) -> np.ndarray | None:
+    """Byte offset in the file of every row, as HDF5 lays them out, or None if rows are
+    not stored raw (filters, a foreign dtype, partial-row chunks, unwritten chunks)."""
+    plist = tracings.id.get_create_plist()
+    if not hasattr(os, "preadv") or tracings.dtype != np.float32 or plist.get_nfilters():
+        return None
+    n = len(tracings)
+    row_bytes = tracings.dtype.itemsize * int(np.prod(tracings.shape[1:]))
+    r = np.arange(n, dtype=np.int64)
+    if tracings.chunks is None:
+        start = tracings.id.get_offset()
+        return None if start is None else start + r * row_bytes
+    k = tracings.chunks[0]
+    if tuple(tracings.chunks[1:]) != tuple(tracings.shape[1:]):
+        return None
+    starts = np.full(-(-n // k), -1, np.int64)
+
+    def note(chunk) -> None:
+        starts[chunk.chunk_offset[0] // k] = chunk.byte_offset
+
+    try:
+        tracings.id.chunk_iter(note)
+    except (AttributeError, NotImplementedError, RuntimeError):  # an HDF5 without it
+        return None
+    return None if (starts < 0).any() else starts[r // k] + (r % k) * row_bytes
+
+
+class _RawRows:
+    """Rows read with one `os.preadv` each at their HDF5 byte offsets: several times
+    faster than h5py per row, and other threads run meanwhile (no GIL held)."""
+
+    def __init__(self, file: Path, offsets: np.ndarray, row_bytes: int):
+        self._io = open(file, "rb", buffering=0)  # noqa: SIM115 (kept open; closed on GC)
+        self.offsets = offsets
+        self.row_bytes = row_bytes
+
+    def read_into(self, rows: np.ndarray, out: np.ndarray, at: np.ndarray) -> None:
+        fd = self._io.fileno()
+        for r, a in zip(rows.tolist(), at.tolist(), strict=True):
+            if os.preadv(fd, [out[a]], int(self.offsets[r])) != self.row_bytes:
+                raise OSError(f"short read at row {r}: the file is truncated")
+
+
+class _H5Rows:
+    """Rows read through h5py (any layout, compression or dtype), one slice per run."""
+
+    def __init__(self, file: Path):
+        self._file = h5py.File(file, "r")
+        self.tracings = self._file["tracings"]
+
+    def read_into(self, rows: np.ndarray, out: np.ndarray, at: np.ndarray) -> None:
+        rows_, at_ = rows.tolist(), at.tolist()
+        start = 0
+        for stop in range(1, len(rows_) + 1):
+            if stop < len(rows_) and rows_[stop] - rows_[stop - 1] <= 1:
+                continue  # the run of adjacent rows goes on
+            lo, hi = rows_[start], rows_[stop - 1]
+            if stop - start == 1:
+                out[at_[start]] = self.tracings[lo]
+            else:
+                out[at_[start:stop]] = self.tracings[lo : hi + 1][rows[start:stop] - lo]
+            start = stop
 
 
 # ---------------------------------------------------------------------------

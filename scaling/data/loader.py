@@ -2,15 +2,17 @@
 
 `iterate_batches` makes one in-order pass (evaluation); `train_stream` is the
 endless, seeded, resumable stream of full training batches. Both read and
-preprocess in a background thread that keeps `prefetch` batches ready; closing
-the iterator early (or dropping it) stops and joins that thread.
+preprocess in background threads that keep `prefetch` batches ready; closing
+the iterator early (or dropping it) stops and joins those threads.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 
 import numpy as np
 
@@ -21,6 +23,7 @@ from scaling.data.preprocess import preprocess
 
 Batch = tuple[np.ndarray, np.ndarray]
 KINDS = ("code", "ptbxl", "cpsc")
+THREAD_NAME = "scaling-prefetch"
 
 
 def open_dataset(
@@ -153,53 +156,30 @@ def stream_positions(
 # ---------------------------------------------------------------------------
 # Prefetching
 
-_DONE = object()
-
 
 def _prefetched(
     load: Callable[[np.ndarray], Batch], keys: Iterable[np.ndarray], prefetch: int
 ) -> Iterator[Batch]:
-    """`load(key)` for each key, computed `prefetch` batches ahead in a thread."""
+    """`load(key)` for each key, in order, with up to `prefetch` batches loading ahead."""
     if prefetch < 1:
         return (load(key) for key in keys)
-    return _background(load, keys, prefetch)
+    return _background(load, iter(keys), prefetch)
 
 
 def _background(
-    load: Callable[[np.ndarray], Batch], keys: Iterable[np.ndarray], prefetch: int
+    load: Callable[[np.ndarray], Batch], keys: Iterator[np.ndarray], prefetch: int
 ) -> Iterator[Batch]:
-    ready: queue.Queue = queue.Queue(maxsize=prefetch)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
+    """Worker threads (at most one per core) load batches ahead; closing this generator
+    cancels what has not started and joins the threads."""
+    workers = min(prefetch, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers, thread_name_prefix=THREAD_NAME) as pool:
+        ahead = deque(pool.submit(load, key) for key in islice(keys, prefetch))
         try:
-            for key in keys:
-                if not put(load(key)):
-                    return
-        except BaseException as e:  # handed to the consumer, raised there
-            put(e)
-            return
-        put(_DONE)
-
-    thread = threading.Thread(target=work, name="scaling-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = ready.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+            while ahead:
+                batch = ahead.popleft().result()
+                for key in islice(keys, 1):
+                    ahead.append(pool.submit(load, key))
+                yield batch
+        finally:
+            for future in ahead:
+                future.cancel()
