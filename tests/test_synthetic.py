@@ -53,7 +53,26 @@ def test_rates_follow_sinus_bradycardia_and_tachycardia():
 def test_atrial_fibrillation_has_irregular_rr_intervals():
     af = [rr_variation(x) for x in waveforms("AF")]
     sinus = [rr_variation(x) for x in waveforms(None)]
-    assert min(af) > 2 * max(sinus)
+    assert min(af) > max(sinus) and np.median(af) > 3 * np.median(sinus)
+
+
+def qrs_duration(x: np.ndarray) -> float:
+    """QRS width (s) of the averaged beat: where the slope summed over leads is above 20%."""
+    sos = signal.butter(2, [1, 40], btype="bandpass", fs=RATE, output="sos")
+    slope = np.abs(np.diff(signal.sosfiltfilt(sos, x, axis=0), axis=0)).sum(axis=1)
+    slope = np.convolve(slope, np.ones(8) / 8, "same")
+    peaks, _ = signal.find_peaks(slope, height=0.5 * slope.max(), distance=int(0.3 * RATE))
+    half = int(0.2 * RATE)
+    peaks = peaks[(peaks > half) & (peaks < len(slope) - half)]
+    beat = np.mean([slope[p - half : p + half] for p in peaks], axis=0)
+    above = np.flatnonzero(beat > 0.2 * beat.max())
+    return (above[-1] - above[0]) / RATE
+
+
+def test_bundle_branch_blocks_widen_the_qrs():
+    assert all(qrs_duration(x) < 0.11 for x in waveforms(None))
+    assert all(qrs_duration(x) > 0.12 for x in waveforms("RBBB"))
+    assert all(qrs_duration(x) > 0.12 for x in waveforms("LBBB"))
 
 
 def test_a_generic_class_changes_only_its_own_lead():

@@ -12,6 +12,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from itertools import islice
 
 import numpy as np
@@ -65,17 +66,7 @@ def _select_classes(exams: ExamSet, classes: tuple[str, ...]) -> ExamSet:
             f"available: {', '.join(exams.class_names)}"
         )
     columns = [exams.class_names.index(c) for c in classes]
-    return ExamSet(
-        exam_ids=exams.exam_ids,
-        patient_ids=exams.patient_ids,
-        labels=exams.labels[:, columns],
-        class_names=tuple(classes),
-        sample_rate=exams.sample_rate,
-        lead_names=exams.lead_names,
-        reader=exams.reader,
-        info=exams.info,
-        source=exams.source,
-    )
+    return replace(exams, labels=exams.labels[:, columns], class_names=tuple(classes))
 
 
 # ---------------------------------------------------------------------------

@@ -143,9 +143,9 @@ def _morphology(
     width = np.full((n, len(WAVES)), 0.01)
     vector = np.zeros((n, len(WAVES), 3))
 
-    d = np.where(lbbb, rng.uniform(0.13, 0.16, n), rng.uniform(0.08, 0.10, n))
+    d = np.where(lbbb, rng.uniform(0.14, 0.17, n), rng.uniform(0.08, 0.10, n))
     d = np.where(rbbb, rng.uniform(0.08, 0.095, n), d)
-    qrs_end = np.where(rbbb, d + 0.06, d)
+    qrs_end = np.where(rbbb, d + 0.07, d)
     pr = np.where(flags["1dAVb"], rng.uniform(0.23, 0.32, n), rng.uniform(0.13, 0.185, n))
     t_peak = np.maximum(0.4 * np.sqrt(rr_mean) - 0.06, qrs_end + 0.12)
     qrs_gain = rng.uniform(0.6, 1.5, (n, 1))
@@ -164,7 +164,7 @@ def _morphology(
     vector[lbbb, _W["R"]] = r_lbbb[lbbb]
     wave("R2", 0.68 * d, 0.11 * d, r_lbbb, where=lbbb)
     wave("S", 0.78 * d, 0.09 * d, 0.35 * _unit(-0.4, -0.5, -0.5), where=~lbbb)
-    wave("R'", d + 0.025, 0.016, 0.8 * _unit(-0.65, 0.0, 0.75), where=rbbb)
+    wave("R'", d + 0.03, 0.018, 0.8 * _unit(-0.65, 0.0, 0.75), where=rbbb)
     wave("ST", qrs_end + 0.06, 0.04, np.zeros(3))
     t_vec = np.where(
         lbbb[:, None],
