@@ -83,7 +83,9 @@ def fit(
     x is one column, or two (N, D) for "joint". `weights` weight the points
     (e.g. number of seeds). With `groups` (e.g. the seed of each raw point), the
     points are averaged per x, weighted by their number of groups, and the
-    bootstrap resamples groups within each x; otherwise it resamples points.
+    bootstrap resamples groups within each x (m − 1 draws from an x's m groups,
+    which keeps the variance of their mean unbiased for few seeds); otherwise it
+    resamples points.
     "auto" picks among `forms` by `backtest` (holding out the `holdout` largest x).
     """
     if form == "auto":
@@ -112,13 +114,14 @@ def backtest(
     """Extrapolation backtest: fit each form without the `holdout` largest x, predict them.
 
     One row per form: `rel_error` (mean |prediction − y| / y on the held-out
-    points), `aic`/`bic` of the fit to all points, `chosen` (lowest rel_error)
-    and `note` (why a form could not be fitted). For two-column x the largest
-    are those with the largest N·D.
+    points), `aic`/`bic` of the fit to all points, `chosen` (lowest rel_error;
+    a tie goes to the form listed first, so list simpler forms first) and `note`
+    (why a form could not be fitted). For two-column x the largest are those
+    with the largest N·D.
     """
-    if not forms:
-        raise LawError("backtest needs at least one form")
     laws = [_form(name) for name in forms]
+    if not laws or len({law.x_columns for law in laws}) > 1:
+        raise LawError(f"backtest needs forms of the same x layout, got {list(forms)}")
     x, y, weights, groups = _checked(x, y, weights, groups, laws[0])
     x, y, weights, _ = _data_and_resamples(x, y, weights, groups, 0, 0)
     size = x if x.ndim == 1 else x.prod(axis=1)
@@ -141,10 +144,10 @@ def backtest(
             row["note"] = str(e)
         rows.append(row)
     table = pd.DataFrame(rows)
-    errors = table["rel_error"]
-    table["chosen"] = (
-        errors.notna() & (table.index == errors.idxmin()) if errors.notna().any() else False
-    )
+    errors = table["rel_error"].to_numpy()
+    best = np.nanmin(errors) if np.isfinite(errors).any() else np.nan
+    first = np.flatnonzero(errors <= best * (1 + 1e-6))[:1]  # a tie goes to the form listed first
+    table["chosen"] = np.isin(np.arange(len(table)), first)
     return table[["form", "n_params", "rel_error", "aic", "bic", "chosen", "note"]]
 
 
@@ -236,7 +239,8 @@ def _data_and_resamples(x, y, weights, groups, n_bootstrap: int, seed: int):
     values = [g.to_numpy() for _, g in per_x]
     y_used = np.array([v.mean() for v in values])
     weights = np.array([len(v) for v in values], dtype=float)
-    draws = [v[rng.integers(0, len(v), size=(n_bootstrap, len(v)))].mean(axis=1) for v in values]
+    # m − 1 draws from the m groups at an x: an unbiased variance (s²/m) of their mean
+    draws = [v[rng.integers(0, len(v), (n_bootstrap, max(len(v) - 1, 1)))].mean(1) for v in values]
     y_boot = np.column_stack(draws) if values else np.empty((n_bootstrap, 0))
     return x_used, y_used, weights, [(x_used, yb, weights) for yb in y_boot]
 
@@ -268,6 +272,7 @@ def _fit_form(form: Form, x, y, weights, samples, delta: float) -> LawFit:
     )
     n, k = len(y), len(theta)
     log_var = np.log(max(np.sum(weights * residuals**2) / weights.sum(), 1e-300))
+    x, y, weights = x.copy(), y.copy(), weights.copy()  # the record owns its data
     for array in (residuals, x, y, weights, boot_params):
         array.setflags(write=False)
     return LawFit(
@@ -275,9 +280,9 @@ def _fit_form(form: Form, x, y, weights, samples, delta: float) -> LawFit:
         params={p: float(v) for p, v in zip(form.params, params, strict=True)},
         ci={p: (float(lo), float(hi)) for p, lo, hi in zip(form.params, *ci, strict=True)},
         residuals=residuals,
-        x=x.copy(),
-        y=y.copy(),
-        weights=weights.copy(),
+        x=x,
+        y=y,
+        weights=weights,
         loss=float(_huber(residuals, weights, delta) * delta),
         aic=float(n * log_var + 2 * k),
         bic=float(n * log_var + k * np.log(n)),
