@@ -5,15 +5,16 @@ Each figure is one JSON line on stdout:
 - `train_reference`: training exams/s of the Ribeiro ResNet-1D (batch 64, 4096 x 12) with
   `scaling.steps`; where the model code is missing, the documented ~7 exams/s is printed
   instead (`"measured": false`);
-- `stream`: exams/s of `train_stream` (random batches of 64, prefetch 2, preprocessing
-  included) from a file in the page cache, for each HDF5 layout: one exam per chunk,
+- `stream`: exams/s of `train_stream` (random batches of 64, `--prefetch` threads,
+  preprocessing included) from a file in the page cache, for each HDF5 layout: one exam per chunk,
   contiguous, 64 exams per chunk; `read_exams_per_s` is `ExamSet.read` alone on the same
   batches; `ratio` is stream exams/s over training exams/s;
 - `big_write` / `big_stream`: a synthetic CODE-layout file of `--big-gb` GB written and then
   read in random batches, each in a fresh process; `peak_rss_growth_mb` is the peak resident
   memory minus the resident memory before writing / reading began.
 
-    python benchmarks/loader.py [--exams 3000] [--batches 60] [--big-gb 4] [--no-train]
+    python benchmarks/loader.py [--exams 3000] [--batches 60] [--prefetch 2] [--big-gb 4]
+                                [--train-steps 3 | --no-train]
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batches", type=int, default=60, help="timed batches per layout")
     p.add_argument("--big-gb", type=float, default=4.0, help="size of the big file; 0 = skip")
     p.add_argument("--big-batches", type=int, default=150, help="random batches from the big file")
+    p.add_argument("--prefetch", type=int, default=2, help="train_stream's prefetch")
     p.add_argument("--train-steps", type=int, default=3, help="timed training steps")
     p.add_argument("--no-train", action="store_true", help="print the documented reference")
     return p.parse_args()
@@ -79,13 +81,13 @@ def warm_page_cache(folder: Path) -> None:
                 pass
 
 
-def stream_rate(folder: Path, batches: int) -> tuple[float, float]:
+def stream_rate(folder: Path, batches: int, prefetch: int) -> tuple[float, float]:
     """(train_stream exams/s, ExamSet.read exams/s) over `batches` random batches."""
     exams = read_code(folder)
     split = Split(exams, np.arange(len(exams)))
     cfg = DataConfig(path=str(folder), length=LENGTH)
-    stream = train_stream(split, cfg, BATCH, seed=0)
-    next(stream)  # start the prefetch thread
+    stream = train_stream(split, cfg, BATCH, seed=0, prefetch=prefetch)
+    next(stream)  # start the prefetch threads
     start = time.perf_counter()
     for _ in range(batches):
         next(stream)
@@ -175,7 +177,7 @@ def main() -> None:
                 seed=0,
             )
             warm_page_cache(folder)
-            streamed, read = stream_rate(folder, args.batches)
+            streamed, read = stream_rate(folder, args.batches, args.prefetch)
             emit(
                 "stream",
                 layout=layout,
@@ -183,6 +185,7 @@ def main() -> None:
                 read_exams_per_s=round(read),
                 ratio=round(streamed / train_rate, 1),
                 batch=BATCH,
+                prefetch=args.prefetch,
             )
 
     if args.big_gb > 0:
