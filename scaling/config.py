@@ -104,7 +104,9 @@ class TransferConfig:
     """Start from a finished run's weights and train on another dataset."""
 
     mode: str = "none"  # "none", "finetune", "linear_probe" or "scratch"
-    pretrained: str = ""  # run dir of the pretrained run
+    # The pretrained run: its run dir (absolute, or `<sweep>/<run_id>` in the same store), or
+    # a selector `<sweep>:key=value,...` matching exactly one finished run of that sweep.
+    pretrained: str = ""
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,13 @@ def flatten(cfg: RunConfig) -> dict[str, Any]:
         value = get_value(cfg, path)
         out[leaf_of.get(path, path)] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def canonical(cfg: RunConfig) -> RunConfig:
+    """The config with fields that cannot matter cleared, so equal runs hash equally."""
+    if cfg.transfer.mode in ("none", "scratch") and cfg.transfer.pretrained:
+        return dataclasses.replace(cfg, transfer=dataclasses.replace(cfg.transfer, pretrained=""))
+    return cfg
 
 
 def run_id(cfg: RunConfig) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from scaling.config import ConfigError, RunConfig, override, resolve_key, run_id
+from scaling.config import ConfigError, RunConfig, canonical, override, resolve_key, run_id
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,6 +35,15 @@ class Resources:
     num_gpus: float = 0.0  # fractional shares one GPU between runs
     memory_fraction: float = 0.0  # of one accelerator's memory per run; 0 = JAX default
     custom: dict[str, float] = field(default_factory=dict)  # e.g. {"TPU": 4}
+
+
+PROFILES = {
+    "cpu": Resources(num_cpus=2),  # one CPU machine, a few runs side by side
+    "gpu8": Resources(num_cpus=4, num_gpus=1.0),  # an 8-GPU node: one run per GPU
+    "gpu_shared": Resources(num_cpus=2, num_gpus=0.25, memory_fraction=0.22),  # 4 small runs/GPU
+    "tpu": Resources(num_cpus=8, custom={"TPU": 4}),  # a TPU VM host (v4-8: 4 chips)
+}
+"""Resource profiles for one CPU machine, one 8-GPU node and a TPU VM, selectable by name."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,7 @@ def expand(
         cfg = override(cfg, {**sweep.fixed, **overrides})
         planned, seen = [], set()
         for point in _points(sweep):
-            run_cfg = override(cfg, point)
+            run_cfg = canonical(override(cfg, point))
             rid = run_id(run_cfg)
             if rid not in seen:
                 seen.add(rid)
@@ -180,6 +189,22 @@ def replace_axes(sweep: Sweep, values: dict[str, list[Any]]) -> Sweep:
     if wanted:
         raise SweepError(f"'{next(iter(wanted))}' is not an axis of sweep '{sweep.name}'")
     return dataclasses.replace(sweep, axes=tuple(axes))
+
+
+def seeded_sizes(sizes: list[int], seeds_for: dict[int, int]) -> dict[str, list[int]]:
+    """A zipped axis of (subset_size, data_seed, init_seed): more seeds at small sizes.
+
+    `seeds_for` maps an upper size bound to the number of seeds for sizes up to it;
+    sizes above every bound (and 0, the whole pool) get one seed.
+    """
+    axis: dict[str, list[int]] = {"subset_size": [], "data_seed": [], "init_seed": []}
+    for size in sizes:
+        bounds = [b for b in sorted(seeds_for) if size and size <= b]
+        for seed in range(seeds_for[bounds[0]] if bounds else 1):
+            axis["subset_size"].append(size)
+            axis["data_seed"].append(seed)
+            axis["init_seed"].append(seed)
+    return axis
 
 
 def log_spaced(low: int, high: int, n: int) -> list[int]:

@@ -188,7 +188,7 @@ def _train_and_evaluate(config: RunConfig, path: epath.Path) -> dict[str, Any]:
     schedule = resolve_schedule(len(splits.train), t)
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[t.dtype]
 
-    model, model_cfg = _build_model(config, n_leads, n_classes, dtype)
+    model, model_cfg = _build_model(config, path.parent.parent, n_leads, n_classes, dtype)
     steps = make_steps(
         model, optimizer=t.optimizer, weight_decay=t.weight_decay, trainable=_trainable(tr.mode)
     )
@@ -301,10 +301,10 @@ def _trainable(mode: str) -> str:
 
 
 def _build_model(
-    config: RunConfig, n_leads: int, n_classes: int, dtype: Any
+    config: RunConfig, store_root: epath.Path, n_leads: int, n_classes: int, dtype: Any
 ) -> tuple[ResNet1D, Any]:
     """A fresh model, or a pretrained one with a new head for transfer."""
-    from scaling.transfer import load_pretrained
+    from scaling.transfer import load_pretrained, resolve_pretrained
 
     d, t, tr = config.data, config.train, config.transfer
     if tr.mode in ("none", "scratch"):
@@ -319,7 +319,7 @@ def _build_model(
         return model, config.model
     if tr.mode in ("finetune", "linear_probe"):
         return load_pretrained(
-            tr.pretrained,
+            resolve_pretrained(tr.pretrained, store_root),
             n_leads=n_leads,
             n_classes=n_classes,
             length=d.length,

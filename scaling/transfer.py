@@ -9,7 +9,7 @@ from flax import nnx
 
 from scaling import store
 from scaling.checkpoint import restore_state
-from scaling.config import ModelConfig
+from scaling.config import ModelConfig, RunConfig, get_value, override, parse_overrides
 from scaling.models import ResNet1D, init_model
 from scaling.steps import make_steps
 
@@ -18,13 +18,37 @@ class TransferError(ValueError):
     """The pretrained run cannot be used for this target."""
 
 
+def resolve_pretrained(pretrained: str, store_root: epath.Path) -> epath.Path:
+    """The run dir named by `transfer.pretrained` (a path, or `<sweep>:key=value,...`)."""
+    if not pretrained:
+        raise TransferError("transfer.pretrained must name a finished run (path or selector)")
+    if ":" in pretrained and "://" not in pretrained and not pretrained.startswith("/"):
+        sweep, _, query = pretrained.partition(":")
+        wanted = parse_overrides([q for q in query.split(",") if q])
+        matches = [
+            s.path
+            for s in store.scan(store_root, sweep)
+            if s.status == store.FINISHED and _matches(store.load_config(s.path), wanted)
+        ]
+        if len(matches) != 1:
+            raise TransferError(
+                f"transfer.pretrained '{pretrained}' matches {len(matches)} finished runs of "
+                f"sweep '{sweep}' in {store_root} (need exactly one); run that sweep first"
+            )
+        return matches[0]
+    path = epath.Path(pretrained)
+    return path if path.is_absolute() else store_root / path
+
+
+def _matches(cfg: RunConfig, wanted: dict[str, str]) -> bool:
+    """Whether `cfg` has each wanted value (given as strings, compared after coercion)."""
+    return all(get_value(cfg, k) == get_value(override(cfg, {k: v}), k) for k, v in wanted.items())
+
+
 def load_pretrained(
-    run_dir: str, *, n_leads: int, n_classes: int, length: int, seed: int, dtype: Any
+    path: epath.Path, *, n_leads: int, n_classes: int, length: int, seed: int, dtype: Any
 ) -> tuple[ResNet1D, ModelConfig]:
     """The pretrained run's model (best checkpoint) with a fresh `n_classes` head."""
-    if not run_dir:
-        raise TransferError("transfer.pretrained must name the run dir of a finished run")
-    path = epath.Path(run_dir)
     if not (path / "result.json").exists():
         raise TransferError(f"pretrained run {path} is not finished (no result.json)")
     pre = store.load_config(path)
