@@ -19,6 +19,7 @@ from scaling.data.code import (
     Part,
     find_parts,
     join,
+    list_ids,
     read_part,
     read_table,
     scan_nonfinite,
@@ -37,10 +38,6 @@ class CheckReport:
     summary: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
     def format(self) -> str:
         lines = []
         for key, value in self.summary.items():
@@ -55,7 +52,7 @@ class CheckReport:
 
 
 def detect_kind(path: Path) -> str:
-    """ "code" (exams.csv), "ptbxl" (ptbxl_database.csv) or "cpsc" (*.hea records)."""
+    """The dataset kind at `path`: code (exams.csv), ptbxl (ptbxl_database.csv) or cpsc (*.hea)."""
     if (path / TABLE).is_file():
         return "code"
     if (path / "ptbxl_database.csv").is_file():
@@ -111,7 +108,7 @@ def _check_code(root: Path, classes: tuple[str, ...]) -> CheckReport:
             ids = parts[-1].exam_ids[rows]
             problems.append(
                 f"{file}: {len(rows)} exam(s) with NaN/inf samples ({counts.sum()} samples); "
-                f"exam ids {', '.join(map(str, ids[:20]))}{', ...' if len(ids) > 20 else ''}"
+                f"exam ids {list_ids(ids, 20)}"
             )
     lengths = {p.samples for p in parts}
     if len(lengths) > 1:
@@ -130,12 +127,12 @@ def _check_code(root: Path, classes: tuple[str, ...]) -> CheckReport:
         missing = table["exam_id"].to_numpy()[~found]
         problems.append(
             f"{root / TABLE}: {len(missing)} exam(s) without a tracing "
-            f"(exam ids {', '.join(map(str, missing[:20]))}{', ...' if len(missing) > 20 else ''})"
+            f"(exam ids {list_ids(missing, 20)})"
         )
     if len(located.orphans):
         problems.append(
             f"{root}: {len(located.orphans)} tracing(s) without a row in {TABLE} "
-            f"(exam ids {', '.join(map(str, located.orphans[:20]))})"
+            f"(exam ids {list_ids(located.orphans, 20)})"
         )
     labels = table[list(classes)].to_numpy(np.float32)
     if "normal" in classes:
@@ -177,7 +174,7 @@ def _check_examset(root: Path, kind: str, classes: tuple[str, ...]) -> CheckRepo
             lengths.add(x.shape[1])
             bad = ~np.isfinite(x).all(axis=(1, 2))
             if bad.any():
-                ids = ", ".join(map(str, exams.exam_ids[read_rows][bad]))
+                ids = list_ids(exams.exam_ids[read_rows][bad], 20)
                 problems.append(f"{root}: NaN/inf samples in exam ids {ids}")
     summary = _summary(
         root,

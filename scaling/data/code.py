@@ -4,7 +4,8 @@ Layout: `exams.csv` has one row per exam (exam_id, patient_id, age, is_male, one
 column per class, trace_file naming the part) and each `exams_part*.hdf5` holds
 `tracings` float32 (exams, samples, 12) and `exam_id` (exams,). Rows of a part whose
 exam_id is 0 are padding and ignored. Signals stay on disk: `CodeReader` reads the
-rows a batch needs, part by part, in sorted order.
+rows a batch needs, part by part in file order, straight from the file with `pread`
+where HDF5 stores rows raw (uncompressed float32), else through h5py.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ METADATA_COLUMNS = frozenset(
 SCAN_BLOCK = 256  # exams per read when scanning a whole part
 
 
-def _first(ids: np.ndarray, k: int = 5) -> str:
+def list_ids(ids: np.ndarray, k: int = 5) -> str:
     """The first `k` ids for a message, with an ellipsis when there are more."""
     shown = ", ".join(str(i) for i in np.asarray(ids)[:k])
     return shown + (", ..." if len(ids) > k else "")
@@ -98,12 +99,12 @@ def read_table(folder: Path, classes: tuple[str, ...]) -> tuple[pd.DataFrame, tu
         missing = table.loc[table["patient_id"].isna(), "exam_id"].to_numpy()
         raise DataError(
             f"{path}: column 'patient_id' is empty for {len(missing)} exam(s) "
-            f"(exam ids {_first(missing)})"
+            f"(exam ids {list_ids(missing)})"
         )
     duplicated = table["exam_id"][table["exam_id"].duplicated()].unique()
     if len(duplicated):
         raise DataError(
-            f"{path}: {len(duplicated)} duplicate exam id(s) in 'exam_id' ({_first(duplicated)})"
+            f"{path}: {len(duplicated)} duplicate exam id(s) in 'exam_id' ({list_ids(duplicated)})"
         )
     classes = tuple(classes) or infer_classes(table)
     if not classes:
@@ -119,7 +120,7 @@ def read_table(folder: Path, classes: tuple[str, ...]) -> tuple[pd.DataFrame, tu
             bad = table.loc[~table[c].isin((0, 1, True, False)) | table[c].isna(), c]
             raise DataError(
                 f"{path}: class column '{c}' must hold 0/1, found {len(bad)} other value(s) "
-                f"(e.g. {_first(bad.to_numpy(), 3)})"
+                f"(e.g. {list_ids(bad.to_numpy(), 3)})"
             )
     return table, classes
 
@@ -221,7 +222,7 @@ def join(table: pd.DataFrame, parts: list[Part], source: Path) -> Join:
         files = sorted({parts[i].file.name for i in np.unique(part[np.isin(ids, dup)])})
         raise DataError(
             f"{source}: {len(dup)} exam id(s) appear in more than one tracing in "
-            f"{', '.join(files)} ({_first(dup)})"
+            f"{', '.join(files)} ({list_ids(dup)})"
         )
     where = pd.Index(ids).get_indexer(table["exam_id"].to_numpy())
     found = where >= 0
@@ -233,7 +234,7 @@ def join(table: pd.DataFrame, parts: list[Part], source: Path) -> Join:
             bad = table["exam_id"].to_numpy()[found][wrong]
             raise DataError(
                 f"{source / TABLE}: 'trace_file' names another part than the one holding "
-                f"{wrong.sum()} exam(s) (exam ids {_first(bad)})"
+                f"{wrong.sum()} exam(s) (exam ids {list_ids(bad)})"
             )
     orphans = np.setdiff1d(ids, table["exam_id"].to_numpy())
     return Join(
@@ -307,7 +308,7 @@ class CodeReader:
             except OSError as e:
                 raise DataError(
                     f"{self.files[p]}: cannot read tracings of exam ids "
-                    f"{_first(self.exam_ids[rows[at]])} ({e})"
+                    f"{list_ids(self.exam_ids[rows[at]])} ({e})"
                 ) from e
         self._check_finite(out, rows, part)
         return out
@@ -321,7 +322,7 @@ class CodeReader:
         files = ", ".join(sorted({Path(self.files[p]).name for p in np.unique(part[bad])}))
         raise DataError(
             f"{Path(self.files[0]).parent}: NaN/inf samples in {files} for exam ids "
-            f"{_first(self.exam_ids[rows[bad]])} (nan_policy='fail'); "
+            f"{list_ids(self.exam_ids[rows[bad]])} (nan_policy='fail'); "
             "`scaling data check` lists them all, nan_policy='exclude' drops them"
         )
 
@@ -433,13 +434,13 @@ def read_code(
         missing = table["exam_id"].to_numpy()[~keep]
         warnings.warn(
             f"{folder}: {len(missing)} exam(s) of {TABLE} have no tracing and are excluded "
-            f"(exam ids {_first(missing)})",
+            f"(exam ids {list_ids(missing)})",
             stacklevel=2,
         )
     if len(located.orphans):
         warnings.warn(
             f"{folder}: {len(located.orphans)} tracing(s) have no row in {TABLE} and are "
-            f"ignored (exam ids {_first(located.orphans)})",
+            f"ignored (exam ids {list_ids(located.orphans)})",
             stacklevel=2,
         )
     if nan_policy == "exclude":
@@ -478,7 +479,7 @@ def _nonfinite_mask(
     if bad.any():
         warnings.warn(
             f"{folder}: {bad.sum()} exam(s) with NaN/inf samples are excluded "
-            f"(nan_policy='exclude'; exam ids {_first(exam_ids[bad])})",
+            f"(nan_policy='exclude'; exam ids {list_ids(exam_ids[bad])})",
             stacklevel=3,
         )
     return bad
