@@ -25,6 +25,7 @@ from scaling.laws.table import LOSSES
 matplotlib.use("Agg")  # files only, never a window
 
 PANEL = (3.5, 2.6)  # inches per panel
+DPI = 200  # of the PNGs
 EXTRAPOLATE = 10.0  # draw laws out to this multiple of the largest x
 METRIC_NAMES = {"auroc": "AUROC", "auprc": "AUPRC", "f1": "F1", "npv": "NPV", "loss": "loss"}
 X_NAMES = {"subset_size": "training exams", "train_exams": "training exams"}
@@ -197,5 +198,5 @@ def _save(fig: Figure, out: Path) -> list[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_suffix(".png"), out.with_suffix(".pdf")]
     for path in paths:
-        fig.savefig(path, dpi=200)
+        fig.savefig(path, dpi=DPI)
     return paths

@@ -1,0 +1,458 @@
+"""The scaling report: what was run, the fitted laws with CIs, backtests, per-class laws, figures.
+
+`write_report` turns the tidy results table into `report.html` (self-contained:
+figures inlined as base64 PNG) and `report.md` (figures linked as the PNGs saved
+beside it). A law that cannot be fitted is reported with the reason, never
+raised; the warnings section collects every such reason and every oddity
+(non-monotone curves, failed or unfinished runs, classes with few positives).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scaling import plots
+from scaling.laws import (
+    AUTO_FORMS,
+    LawError,
+    MetricFit,
+    backtest,
+    cost_of,
+    fit_metric,
+    flops_per_nd,
+    from_error,
+    per_class_fits,
+    per_class_laws,
+    required_x,
+)
+from scaling.laws.table import LOSSES
+
+TIDY_COLUMNS = ("run_id", "sweep", "status", "split", "class", "metric", "value")
+TIDY_COLUMNS += ("ci_low", "ci_high", "n_pos")
+MEASURED_COLUMNS = ("train_exams", "n_params", "flops_per_example", "train_examples_seen")
+MEASURED_COLUMNS += ("steps", "epochs", "wall_time_s", "examples_per_s", "device_kind")
+MEASURED_COLUMNS += ("device_count", "best_step")
+SEED_COLUMNS = ("data_seed", "init_seed")
+JOINT_X = ("n_params", "subset_size")
+MIN_POSITIVES = 10  # classes with fewer positives on the split are flagged
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #444; } h2 { border-bottom: 1px solid #bbb; margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f0f0f0; } tr:nth-child(even) td { background: #fafafa; }
+figure { margin: 1em 0; } img { max-width: 100%; }
+figcaption { font-size: 0.9em; color: #555; }
+.warnings li { color: #8a4b00; }
+"""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A saved figure (its PNG; a PDF of the same stem sits beside it) and its caption."""
+
+    png: Path
+    caption: str
+
+
+Block = str | list | pd.DataFrame | Figure  # paragraph, bullet list, table or figure
+
+
+def write_report(
+    table: pd.DataFrame,
+    out_dir: Path,
+    *,
+    title: str = "Scaling report",
+    form: str = "saturating",
+    metrics: tuple[str, ...] = ("auroc", "auprc", "f1", "loss"),
+    target: float | None = None,
+    n_bootstrap: int = 1000,
+    split: str = "test",
+) -> dict[str, Path]:
+    """Write report.html and report.md (plus figures as PNG and PDF) into `out_dir`.
+
+    Laws of `form` are fitted on `split` to each of `metrics` (micro and macro
+    classes; "all" for loss) against subset_size. `target` is a value of
+    metrics[0] for the macro class (e.g. AUROC 0.95): the report then gives the
+    subset_size and training cost needed to reach it. Returns the paths by name
+    ("html", "markdown", and one per figure).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = _one_row_per_run(table)
+    warnings: list[str] = []
+    fits = _fit_metrics(table, metrics, split, form, n_bootstrap, warnings)
+    sections = [
+        ("Summary", _summary(runs, split, form, n_bootstrap, warnings)),
+        ("Runs", _runs(runs, warnings)),
+        ("Fitted laws", _laws(table, fits, metrics[0], target, out_dir)),
+        ("Model selection", _selection(table, fits, metrics[0], split, out_dir, warnings)),
+        (
+            "Per-class laws",
+            _per_class(table, metrics[0], split, form, n_bootstrap, out_dir, warnings),
+        ),
+        (
+            "Joint law over model size and data",
+            _joint(table, metrics[0], split, n_bootstrap, out_dir),
+        ),
+    ]
+    sections.insert(1, ("Warnings", [warnings or ["None."]]))
+    paths = {"html": out_dir / "report.html", "markdown": out_dir / "report.md"}
+    paths["html"].write_text(_html(title, sections), encoding="utf-8")
+    paths["markdown"].write_text(_markdown(title, sections, out_dir), encoding="utf-8")
+    figures = [b for _, blocks in sections for b in blocks if isinstance(b, Figure)]
+    return paths | {f.png.stem: f.png for f in figures}
+
+
+# ---------------------------------------------------------------------------
+# Sections: each returns its blocks and adds what looks wrong to `warnings`
+
+
+def _one_row_per_run(table: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in ("run_id", "status") if c not in table.columns]
+    if missing:
+        raise ValueError(f"results table lacks the columns {missing}")
+    return table.drop_duplicates("run_id").reset_index(drop=True)
+
+
+def _varied(runs: pd.DataFrame) -> dict[str, list]:
+    """Config columns that take several values across runs (missing ones aside), and those."""
+    config = [c for c in runs.columns if c not in TIDY_COLUMNS + MEASURED_COLUMNS]
+    values = {c: sorted(runs[c].dropna().map(_num).unique(), key=_natural) for c in config}
+    return {c: v for c, v in values.items() if len(v) > 1}
+
+
+def _summary(runs, split: str, form: str, n_bootstrap: int, warnings: list[str]) -> list[Block]:
+    names = {
+        c: ", ".join(map(str, runs[c].dropna().unique()))
+        for c in ("experiment", "sweep")
+        if c in runs
+    }
+    varied = _varied(runs)
+    text = [f"{key.capitalize()}: {value}." for key, value in names.items() if value]
+    text.append(
+        f"{_count(len(runs), 'run')}. Laws of the '{form}' form are fitted on the {split} split "
+        "to the error (1 − metric, or the loss) of finished runs, averaged over seeds at each "
+        f"subset_size; 95% CIs come from {n_bootstrap} bootstrap refits resampling seeds within "
+        "each subset_size."
+    )
+    pooled = [c for c in varied if c not in (*SEED_COLUMNS, "subset_size", "name")]
+    if pooled:
+        warnings.append(
+            f"runs also vary in {', '.join(pooled)}; the laws over subset_size pool those runs"
+        )
+    shown = pd.DataFrame(
+        {
+            "column": list(varied),
+            "values": [", ".join(v[:12]) + (" …" if len(v) > 12 else "") for v in varied.values()],
+        }
+    )
+    return [" ".join(text), "Config columns that vary between runs:", shown]
+
+
+def _runs(runs: pd.DataFrame, warnings: list[str]) -> list[Block]:
+    counts = runs["status"].value_counts().rename_axis("status").reset_index(name="runs")
+    blocks: list[Block] = [counts]
+    broken = runs[runs["status"].isin(("failed", "diverged"))]
+    if len(broken):
+        columns = ["run_id", "status", *[c for c in _varied(runs) if c in broken]]
+        blocks += ["Failed and diverged runs (not fitted):", broken[columns]]
+        warnings.append(f"{_count(len(broken), 'run')} failed or diverged: not fitted (see Runs)")
+    unfinished = runs[runs["status"].isin(("running", "pending"))]
+    if len(unfinished):
+        warnings.append(f"{_count(len(unfinished), 'run')} still running or pending: not fitted")
+    return blocks
+
+
+def _fit_metrics(table, metrics, split, form, n_bootstrap, warnings) -> list[MetricFit]:
+    fits = []
+    for metric in metrics:
+        for cls in _classes(metric):
+            try:
+                fits.append(
+                    fit_metric(
+                        table,
+                        metric=metric,
+                        cls=cls,
+                        split=split,
+                        form=form,
+                        n_bootstrap=n_bootstrap,
+                    )
+                )
+            except LawError as e:
+                warnings.append(f"no law for {metric} ({cls}): {e}")
+    for fit in fits:
+        points = fit.points.sort_values("x")
+        rises = np.flatnonzero(np.diff(points["mean"].to_numpy()) > 0)
+        if len(rises):
+            steps = ", ".join(
+                f"{points['x'].iloc[i]:g} → {points['x'].iloc[i + 1]:g}" for i in rises
+            )
+            warnings.append(f"{fit.metric} ({fit.cls}) error is non-monotone: it rises at {steps}")
+    return fits
+
+
+def _laws(table, fits: list[MetricFit], metric: str, target, out_dir: Path) -> list[Block]:
+    if not fits:
+        return ["No law could be fitted (see Warnings)."]
+    rows = []
+    for fit in fits:
+        law = fit.law
+        row = {"metric": fit.metric, "class": fit.cls, "form": law.form, "points": len(law.y)}
+        row["runs"] = int(fit.points["n_seeds"].sum())
+        row |= {p: _with_ci(v, law.ci[p]) for p, v in law.params.items()}
+        row["asymptote (metric)"] = _with_ci(*_asymptote(fit))
+        far = 10 * law.x.max()
+        at_far = np.array([law.predict([far])[0], *(b[0] for b in _predict_ci(law, far))])
+        row[f"metric at 10× largest {fit.x_name}"] = _with_ci(*_metric_range(fit.metric, at_far))
+        rows.append(row)
+    blocks: list[Block] = [
+        "Law parameters with 95% bootstrap CIs; E, A (and B) are in error units (1 − metric, "
+        "or the loss), the asymptote and the extrapolation in the metric's own units.",
+        pd.DataFrame(rows),
+    ]
+    png, _ = plots.plot_scaling(fits, out_dir / "scaling")
+    blocks.append(
+        Figure(
+            png,
+            "Scaling curves: mean ± std over seeds, fitted law with 95% band, "
+            "dashed beyond the largest subset_size.",
+        )
+    )
+    png, _ = plots.plot_residuals(fits, out_dir / "residuals")
+    blocks.append(Figure(png, "Log-space residuals of each law."))
+    if target is not None:
+        headline = [f for f in fits if (f.metric, f.cls) == (metric, _classes(metric)[-1])]
+        blocks.append(
+            _target(table, headline[0], target)
+            if headline
+            else f"Target {metric} {target:g}: no law for {metric} ({_classes(metric)[-1]})."
+        )
+    return blocks
+
+
+def _target(table, fit: MetricFit, target: float) -> str:
+    name = f"{fit.cls} {fit.metric} {target:g}"
+    try:
+        needed = required_x(fit, target)
+    except LawError as e:
+        return f"Target {name}: {e}."
+    if isinstance(needed, str):
+        return f"Target {name} is {needed}: the law tends to {_with_ci(*_asymptote(fit))}."
+    x, (low, high) = needed
+    text = f"Target {name} needs {fit.x_name} ≈ {x:,.0f} (95% CI {low:,.0f} to {high:,.0f})."
+    try:
+        cost = cost_of(table, x, x=fit.x_name)
+    except LawError as e:
+        return f"{text} Its cost is unknown: {e}."
+    return (
+        f"{text} At that size training sees about {cost['train_examples_seen']:,.0f} examples, "
+        f"{_num(cost['flops'])} FLOPs and {_num(cost['wall_time_s'] / 3600)} h at the runs' "
+        "throughput."
+    )
+
+
+def _selection(table, fits, metric: str, split: str, out_dir: Path, warnings) -> list[Block]:
+    tables = []
+    for fit in fits:
+        try:
+            result = backtest(fit.law.x, fit.law.y, AUTO_FORMS, weights=fit.law.weights)
+        except LawError as e:
+            warnings.append(f"no backtest for {fit.metric} ({fit.cls}): {e}")
+            continue
+        tables.append(result.assign(metric=fit.metric, **{"class": fit.cls}))
+    if not tables:
+        return ["No backtest was possible (see Warnings)."]
+    blocks: list[Block] = [
+        "Each form is fitted without the 2 largest subset sizes and scored by its mean relative "
+        "error on them (lower is better); AIC and BIC are of the fit to all points.",
+        pd.concat(tables)[
+            ["metric", "class", "form", "n_params", "rel_error", "aic", "bic", "chosen", "note"]
+        ],
+    ]
+    cls = _classes(metric)[-1]
+    compared = []
+    for name in AUTO_FORMS:
+        try:
+            compared.append(
+                fit_metric(table, metric=metric, cls=cls, split=split, form=name, n_bootstrap=0)
+            )
+        except LawError:
+            continue  # already reported by the backtest
+    if compared:
+        png, _ = plots.plot_forms(compared, out_dir / "forms")
+        blocks.append(Figure(png, f"Law forms fitted to {metric} ({cls})."))
+    return blocks
+
+
+def _per_class(table, metric, split, form, n_bootstrap, out_dir: Path, warnings) -> list[Block]:
+    try:
+        fits = per_class_fits(table, metric=metric, split=split, form=form, n_bootstrap=n_bootstrap)
+    except LawError as e:
+        return [f"No per-class laws: {e}."]
+    summary = per_class_laws(
+        table, metric=metric, split=split, form=form, min_positives=MIN_POSITIVES, fits=fits
+    )
+    few = summary.loc[summary["too_few_positives"], "class"].tolist()
+    if few:
+        warnings.append(
+            f"classes with fewer than {MIN_POSITIVES} positives on {split}: {', '.join(few)}"
+        )
+    for cls, note in summary.loc[summary["note"] != "", ["class", "note"]].itertuples(index=False):
+        warnings.append(f"no law for {metric} of class {cls}: {note}")
+    blocks: list[Block] = [
+        f"Exponent alpha and asymptotic {metric} E per class, with 95% CIs.",
+        summary,
+    ]
+    fitted = [f for f in fits.values() if isinstance(f, MetricFit)]
+    if fitted:
+        png, _ = plots.plot_per_class(fitted, out_dir / "per_class")
+        blocks.append(Figure(png, f"Per-class scaling of {metric}."))
+    return blocks
+
+
+def _joint(table, metric: str, split: str, n_bootstrap: int, out_dir: Path) -> list[Block]:
+    finished = table[table["status"] == "finished"]
+    if not all(c in finished and finished[c].nunique() > 1 for c in JOINT_X):
+        return ["Not fitted: the finished runs do not vary both n_params and subset_size."]
+    try:
+        fit = fit_metric(
+            table,
+            metric=metric,
+            cls=_classes(metric)[-1],
+            split=split,
+            x=JOINT_X,
+            form="joint",
+            n_bootstrap=n_bootstrap,
+        )
+        k = flops_per_nd(table, JOINT_X)
+    except LawError as e:
+        return [f"Not fitted: {e}."]
+    params = pd.DataFrame([{p: _with_ci(v, fit.law.ci[p]) for p, v in fit.law.params.items()}])
+    png, _ = plots.plot_joint(fit, out_dir / "joint", flops_per_nd=k)
+    return [
+        f"E + A·N^(−alpha) + B·D^(−beta) fitted to the error of {metric} ({fit.cls}), "
+        f"N = n_params, D = subset_size; compute C = {_num(k)}·N·D from the runs' FLOPs.",
+        params,
+        Figure(png, "Iso-error contours, the runs, and the compute-optimal frontier."),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Numbers
+
+
+def _classes(metric: str) -> tuple[str, ...]:
+    """The summary classes fitted for a metric; the headline one last."""
+    return ("all",) if metric in LOSSES else ("micro", "macro")
+
+
+def _metric_range(metric: str, errors: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """(value, (low, high)) in metric units from (error, error_low, error_high)."""
+    value, a, b = from_error(metric, errors)
+    return value, (min(a, b), max(a, b))
+
+
+def _asymptote(fit: MetricFit) -> tuple[float, tuple[float, float]]:
+    """The metric the law tends to, with its CI (a power law tends to zero error)."""
+    law = fit.law
+    return _metric_range(fit.metric, np.array([law.params.get("E", 0.0), *law.ci.get("E", (0, 0))]))
+
+
+def _predict_ci(law, x: float):
+    if len(law.bootstrap) == 0:
+        return (np.array([np.nan]), np.array([np.nan]))
+    return law.predict_ci([x])
+
+
+def _num(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "–" if np.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _with_ci(value: float, ci: tuple[float, float]) -> str:
+    return f"{_num(value)} [{_num(ci[0])}, {_num(ci[1])}]"
+
+
+def _natural(value: str):
+    """Sort key: numbers by value, then text."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def _cells(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.map(_num)
+
+
+# ---------------------------------------------------------------------------
+# Rendering
+
+
+def _html(title: str, sections) -> str:
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for heading, blocks in sections:
+        body.append(f"<h2>{html.escape(heading)}</h2>")
+        for block in blocks:
+            if isinstance(block, pd.DataFrame):
+                body.append(_cells(block).to_html(index=False, escape=True, border=0))
+            elif isinstance(block, Figure):
+                png = block.png.read_bytes()
+                width = int.from_bytes(png[16:20], "big") * 96 / plots.DPI  # PNG header: width
+                data = base64.b64encode(png).decode("ascii")
+                caption = html.escape(block.caption)
+                body.append(
+                    f'<figure><img src="data:image/png;base64,{data}" alt="{caption}" '
+                    f'style="width: {width:.0f}px"><figcaption>{caption}</figcaption></figure>'
+                )
+            elif isinstance(block, list):
+                items = "".join(f"<li>{html.escape(str(item))}</li>" for item in block)
+                body.append(f'<ul class="warnings">{items}</ul>')
+            else:
+                body.append(f"<p>{html.escape(block)}</p>")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def _markdown(title: str, sections, out_dir: Path) -> str:
+    lines = [f"# {title}", ""]
+    for heading, blocks in sections:
+        lines += [f"## {heading}", ""]
+        for block in blocks:
+            if isinstance(block, pd.DataFrame):
+                lines += _markdown_table(block)
+            elif isinstance(block, Figure):
+                link = block.png.relative_to(out_dir).as_posix()
+                lines += [f"![{block.caption}]({link})", "", f"*{block.caption}*"]
+            elif isinstance(block, list):
+                lines += [f"- {item}" for item in block]
+            else:
+                lines.append(block)
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _markdown_table(frame: pd.DataFrame) -> list[str]:
+    def row(cells) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return [row(frame.columns), "|" + "---|" * len(frame.columns)] + [
+        row(r) for r in _cells(frame).itertuples(index=False)
+    ]
