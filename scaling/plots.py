@@ -116,7 +116,8 @@ def plot_joint(fit: MetricFit, out: Path, *, flops_per_nd: float = 6.0) -> list[
         ax.set(xscale="log", yscale="log", xlim=n_lim, ylim=d_lim)
         ax.set_xlabel(_x_label(fit.x_name[0]))
         ax.set_ylabel(_x_label(fit.x_name[1]))
-        fig.colorbar(dots, ax=ax, label=_error_label(fit.metric))
+        bar = fig.colorbar(dots, ax=ax, label=_error_label(fit.metric))
+        _plain_log_ticks(bar.ax.yaxis)
         ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0))
         return _save(fig, out)
 
@@ -153,11 +154,16 @@ def _draw_law(ax, fit: MetricFit, color, label: str | None, *, band: bool) -> No
 
 
 def _log_axes(ax) -> None:
-    """Log-log axes; the error axis labelled at 1, 2, 5 × 10^k in plain numbers (0.2, not 2e-1)."""
+    """Log-log axes, the error axis with plain tick labels."""
     ax.set(xscale="log", yscale="log")
-    ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:g}"))
-    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    _plain_log_ticks(ax.yaxis)
+
+
+def _plain_log_ticks(axis) -> None:
+    """Label a log axis at 1, 2, 5 × 10^k in plain numbers (0.2, not 2×10⁻¹)."""
+    axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.StrMethodFormatter("{x:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 def _label(ax, fit: MetricFit) -> None:

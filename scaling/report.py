@@ -154,6 +154,8 @@ def _summary(runs, split: str, form: str, n_bootstrap: int, warnings: list[str])
             "values": [", ".join(v[:12]) + (" …" if len(v) > 12 else "") for v in varied.values()],
         }
     )
+    if not varied:
+        return [" ".join(text), "No config column varies between runs."]
     return [" ".join(text), "Config columns that vary between runs:", shown]
 
 
@@ -172,6 +174,9 @@ def _runs(runs: pd.DataFrame, warnings: list[str]) -> list[Block]:
 
 
 def _fit_metrics(table, metrics, split, form, n_bootstrap, warnings) -> list[MetricFit]:
+    if not (table["status"] == "finished").any():
+        warnings.append("no run has finished: there is nothing to fit yet")
+        return []
     fits = []
     for metric in metrics:
         for cls in _classes(metric):
@@ -247,7 +252,8 @@ def _target(table, fit: MetricFit, target: float) -> str:
     if isinstance(needed, str):
         return f"Target {name} is {needed}: the law tends to {_with_ci(*_asymptote(fit))}."
     x, (low, high) = needed
-    text = f"Target {name} needs {fit.x_name} ≈ {x:,.0f} (95% CI {low:,.0f} to {high:,.0f})."
+    ci = f" (95% CI {low:,.0f} to {high:,.0f})" if np.isfinite(low) else ""
+    text = f"Target {name} needs {fit.x_name} ≈ {x:,.0f}{ci}."
     try:
         cost = cost_of(table, x, x=fit.x_name)
     except LawError as e:

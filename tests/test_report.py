@@ -108,6 +108,15 @@ def test_report_fits_the_joint_law_when_width_and_data_vary(tmp_path):
     assert "E + A·N^(−alpha) + B·D^(−beta) fitted to the error of auroc (macro)" in md
 
 
+def test_report_without_finished_runs_says_there_is_nothing_to_fit(tmp_path):
+    table = sweep_table()
+    paths = write_report(table[table["status"] != "finished"], tmp_path, n_bootstrap=10)
+    md = paths["markdown"].read_text()
+    assert "- no run has finished: there is nothing to fit yet" in md
+    assert "| failed-run | failed |" in md
+    assert "No law could be fitted (see Warnings)." in md
+
+
 CHROMIUM = next(
     (p for name in ("chromium", "chromium-browser", "google-chrome") if (p := shutil.which(name))),
     None,

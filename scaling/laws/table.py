@@ -240,9 +240,9 @@ def per_class_laws(
             seed=seed,
             **options,
         )
-    rows = finished_runs(table, ("split", "class", "metric", "n_pos"))
+    rows = finished_runs(table, ("split", "class", "metric"))
     rows = rows[(rows["metric"] == metric) & (rows["split"] == split)]
-    n_pos = rows.groupby("class")["n_pos"].min()
+    n_pos = rows.groupby("class")["n_pos"].min() if "n_pos" in rows else pd.Series()
     out = []
     for cls, result in fits.items():
         row = {"class": cls, "n_pos": n_pos.get(cls, np.nan)}
