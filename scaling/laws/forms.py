@@ -35,6 +35,10 @@ E_FRACTIONS = (0.0, 0.3, 0.6, 0.85, 0.97)  # start values of E, as fractions of 
 EXPONENTS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)  # start values of alpha
 
 
+Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]  # theta (..., p), log x -> log y (..., n)
+Jacobian = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # theta, lx, log y -> (n, p)
+
+
 @dataclass(frozen=True)
 class Form:
     """One law form. `theta` is the internal vector, `log_params` marks its log-encoded entries."""
@@ -43,12 +47,10 @@ class Form:
     params: tuple[str, ...]
     log_params: tuple[bool, ...]  # True: theta holds log(param)
     x_columns: int  # 1, or 2 for (N, D)
-    log_predict: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (..., p), lx -> (..., n)
-    jacobian: Callable[
-        [np.ndarray, np.ndarray, np.ndarray], np.ndarray
-    ]  # (p,), lx, log y -> (n, p)
-    bounds: Callable[[np.ndarray, np.ndarray], list[tuple[float | None, float | None]]]
-    start_grid: Callable[[np.ndarray, np.ndarray], np.ndarray]  # lx, ly -> (G, p)
+    log_predict: Predict
+    jacobian: Jacobian
+    bounds: Callable[[np.ndarray, np.ndarray], list[tuple[float | None, float | None]]]  # lx, ly
+    start_grid: Callable[[np.ndarray, np.ndarray], np.ndarray]  # lx, ly -> theta (G, p)
 
     def encode(self, params: np.ndarray) -> np.ndarray:
         """Natural parameters (..., p) -> theta (..., p)."""
@@ -236,43 +238,43 @@ def _joint_grid(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
 
 FORMS: dict[str, Form] = {
     "power": Form(
-        "power",
-        ("A", "alpha"),
-        (True, False),
-        1,
-        _power_predict,
-        _power_jacobian,
-        _power_bounds,
-        _power_grid,
+        name="power",
+        params=("A", "alpha"),
+        log_params=(True, False),
+        x_columns=1,
+        log_predict=_power_predict,
+        jacobian=_power_jacobian,
+        bounds=_power_bounds,
+        start_grid=_power_grid,
     ),
     "saturating": Form(
-        "saturating",
-        ("E", "A", "alpha"),
-        (True, True, False),
-        1,
-        _saturating_predict,
-        _saturating_jacobian,
-        _saturating_bounds,
-        _saturating_grid,
+        name="saturating",
+        params=("E", "A", "alpha"),
+        log_params=(True, True, False),
+        x_columns=1,
+        log_predict=_saturating_predict,
+        jacobian=_saturating_jacobian,
+        bounds=_saturating_bounds,
+        start_grid=_saturating_grid,
     ),
     "broken": Form(
-        "broken",
-        ("E", "A", "alpha", "beta", "d", "f"),
-        (True, True, False, False, True, False),
-        1,
-        _broken_predict,
-        _broken_jacobian,
-        _broken_bounds,
-        _broken_grid,
+        name="broken",
+        params=("E", "A", "alpha", "beta", "d", "f"),
+        log_params=(True, True, False, False, True, False),
+        x_columns=1,
+        log_predict=_broken_predict,
+        jacobian=_broken_jacobian,
+        bounds=_broken_bounds,
+        start_grid=_broken_grid,
     ),
     "joint": Form(
-        "joint",
-        ("E", "A", "B", "alpha", "beta"),
-        (True, True, True, False, False),
-        2,
-        _joint_predict,
-        _joint_jacobian,
-        _joint_bounds,
-        _joint_grid,
+        name="joint",
+        params=("E", "A", "B", "alpha", "beta"),
+        log_params=(True, True, True, False, False),
+        x_columns=2,
+        log_predict=_joint_predict,
+        jacobian=_joint_jacobian,
+        bounds=_joint_bounds,
+        start_grid=_joint_grid,
     ),
 }
