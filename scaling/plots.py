@@ -66,7 +66,8 @@ def plot_per_class(fits: list[MetricFit], out: Path) -> list[Path]:
 def plot_residuals(fits: list[MetricFit], out: Path) -> list[Path]:
     """Log-space residuals log(law) − log(mean) against x, one marker colour per fit."""
     with _paper_style():
-        fig, (ax,) = _panels(1)
+        legend_rows = -(-len(fits) // 2)
+        fig, (ax,) = _panels(1, height=PANEL[1] + 0.18 * legend_rows)
         for fit, color in zip(fits, sns.color_palette("colorblind", len(fits)), strict=True):
             name = f"{METRIC_NAMES.get(fit.metric, fit.metric)} {fit.cls}"
             ax.plot(fit.law.x, fit.law.residuals, "o-", ms=3, lw=0.8, color=color, label=name)
@@ -74,7 +75,7 @@ def plot_residuals(fits: list[MetricFit], out: Path) -> list[Path]:
         ax.set_xscale("log")
         ax.set_xlabel(_x_label(fits[0].x_name))
         ax.set_ylabel("log(law) − log(observed)")
-        ax.legend(frameon=False, fontsize=8)
+        fig.legend(loc="outside lower center", ncols=2, frameon=False)
         return _save(fig, out)
 
 
