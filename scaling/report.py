@@ -22,14 +22,16 @@ from scaling.laws import (
     AUTO_FORMS,
     LawError,
     MetricFit,
+    asymptote,
     backtest,
-    cost_of,
+    describe_target,
     fit_metric,
     flops_per_nd,
-    from_error,
+    format_ci,
+    format_number,
     per_class_fits,
     per_class_laws,
-    required_x,
+    to_metric,
 )
 from scaling.laws.table import LOSSES
 
@@ -125,7 +127,7 @@ def _one_row_per_run(table: pd.DataFrame) -> pd.DataFrame:
 def _varied(runs: pd.DataFrame) -> dict[str, list]:
     """Config columns that take several values across runs (missing ones aside), and those."""
     config = [c for c in runs.columns if c not in TIDY_COLUMNS + MEASURED_COLUMNS]
-    values = {c: sorted(runs[c].dropna().map(_num).unique(), key=_natural) for c in config}
+    values = {c: sorted(runs[c].dropna().map(format_number).unique(), key=_natural) for c in config}
     return {c: v for c, v in values.items() if len(v) > 1}
 
 
@@ -212,11 +214,9 @@ def _laws(table, fits: list[MetricFit], metric: str, target, out_dir: Path) -> l
         law = fit.law
         row = {"metric": fit.metric, "class": fit.cls, "form": law.form, "points": len(law.y)}
         row["runs"] = int(fit.points["n_seeds"].sum())
-        row |= {p: _with_ci(v, law.ci[p]) for p, v in law.params.items()}
-        row["asymptote (metric)"] = _with_ci(*_asymptote(fit))
-        far = 10 * law.x.max()
-        at_far = np.array([law.predict([far])[0], *(b[0] for b in _predict_ci(law, far))])
-        row[f"metric at 10× largest {fit.x_name}"] = _with_ci(*_metric_range(fit.metric, at_far))
+        row |= {p: format_ci(v, law.ci[p]) for p, v in law.params.items()}
+        row["asymptote (metric)"] = format_ci(*asymptote(fit))
+        row[f"metric at 10× largest {fit.x_name}"] = format_ci(*_metric_at(fit, 10 * law.x.max()))
         rows.append(row)
     blocks: list[Block] = [
         "Law parameters with 95% bootstrap CIs; E, A (and B) are in error units (1 − metric, "
@@ -236,33 +236,11 @@ def _laws(table, fits: list[MetricFit], metric: str, target, out_dir: Path) -> l
     if target is not None:
         headline = [f for f in fits if (f.metric, f.cls) == (metric, _classes(metric)[-1])]
         blocks.append(
-            _target(table, headline[0], target)
+            describe_target(table, headline[0], target)
             if headline
             else f"Target {metric} {target:g}: no law for {metric} ({_classes(metric)[-1]})."
         )
     return blocks
-
-
-def _target(table, fit: MetricFit, target: float) -> str:
-    name = f"{fit.cls} {fit.metric} {target:g}"
-    try:
-        needed = required_x(fit, target)
-    except LawError as e:
-        return f"Target {name}: {e}."
-    if isinstance(needed, str):
-        return f"Target {name} is {needed}: the law tends to {_with_ci(*_asymptote(fit))}."
-    x, (low, high) = needed
-    ci = f" (95% CI {low:,.0f} to {high:,.0f})" if np.isfinite(low) else ""
-    text = f"Target {name} needs {fit.x_name} ≈ {x:,.0f}{ci}."
-    try:
-        cost = cost_of(table, x, x=fit.x_name)
-    except LawError as e:
-        return f"{text} Its cost is unknown: {e}."
-    return (
-        f"{text} At that size training sees about {cost['train_examples_seen']:,.0f} examples, "
-        f"{_num(cost['flops'])} FLOPs and {_num(cost['wall_time_s'] / 3600)} h at the runs' "
-        "throughput."
-    )
 
 
 def _selection(table, fits, metric: str, split: str, out_dir: Path, warnings) -> list[Block]:
@@ -341,11 +319,11 @@ def _joint(table, metric: str, split: str, n_bootstrap: int, out_dir: Path) -> l
         k = flops_per_nd(table, JOINT_X)
     except LawError as e:
         return [f"Not fitted: {e}."]
-    params = pd.DataFrame([{p: _with_ci(v, fit.law.ci[p]) for p, v in fit.law.params.items()}])
+    params = pd.DataFrame([{p: format_ci(v, fit.law.ci[p]) for p, v in fit.law.params.items()}])
     png, _ = plots.plot_joint(fit, out_dir / "joint", flops_per_nd=k)
     return [
         f"E + A·N^(−alpha) + B·D^(−beta) fitted to the error of {metric} ({fit.cls}), "
-        f"N = n_params, D = subset_size; compute C = {_num(k)}·N·D from the runs' FLOPs.",
+        f"N = n_params, D = subset_size; compute C = {format_number(k)}·N·D from the runs' FLOPs.",
         params,
         Figure(png, "Iso-error contours, the runs, and the compute-optimal frontier."),
     ]
@@ -360,36 +338,15 @@ def _classes(metric: str) -> tuple[str, ...]:
     return ("all",) if metric in LOSSES else ("micro", "macro")
 
 
-def _metric_range(metric: str, errors: np.ndarray) -> tuple[float, tuple[float, float]]:
-    """(value, (low, high)) in metric units from (error, error_low, error_high)."""
-    value, a, b = from_error(metric, errors)
-    return value, (min(a, b), max(a, b))
-
-
-def _asymptote(fit: MetricFit) -> tuple[float, tuple[float, float]]:
-    """The metric the law tends to, with its CI (a power law tends to zero error)."""
+def _metric_at(fit: MetricFit, x: float) -> tuple[float, tuple[float, float]]:
+    """The law's metric at x with its 95% band (NaN without bootstrap fits)."""
     law = fit.law
-    return _metric_range(fit.metric, np.array([law.params.get("E", 0.0), *law.ci.get("E", (0, 0))]))
-
-
-def _predict_ci(law, x: float):
-    if len(law.bootstrap) == 0:
-        return (np.array([np.nan]), np.array([np.nan]))
-    return law.predict_ci([x])
-
-
-def _num(v) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "–" if np.isnan(v) else f"{v:.4g}"
-    return str(v)
+    low, high = law.predict_ci([x]) if len(law.bootstrap) else ([np.nan], [np.nan])
+    return to_metric(fit.metric, law.predict([x])[0], (low[0], high[0]))
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _with_ci(value: float, ci: tuple[float, float]) -> str:
-    return f"{_num(value)} [{_num(ci[0])}, {_num(ci[1])}]"
 
 
 def _natural(value: str):
@@ -401,7 +358,7 @@ def _natural(value: str):
 
 
 def _cells(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.map(_num)
+    return frame.map(format_number)
 
 
 # ---------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,13 +12,17 @@ from scipy.optimize import approx_fprime, minimize_scalar
 from scaling.laws import (
     FORMS,
     LawError,
+    asymptote,
     backtest,
     compute_optimal,
     cost_of,
+    describe,
+    describe_target,
     error_like,
     fit,
     fit_metric,
     flops_per_nd,
+    format_ci,
     from_error,
     per_class_laws,
     required_x,
@@ -310,6 +316,24 @@ def test_required_x_inverts_the_law_with_a_ci():
     assert required_x(result, asymptote + 0.005) == "not reachable"
     with pytest.raises(LawError, match="zero error"):
         required_x(result, 1.0)
+
+
+def test_describe_puts_a_fit_and_a_target_into_words():
+    table = results_table()
+    result = fit_metric(table, n_bootstrap=50)
+    text = describe(result)
+    header = "auroc (macro, test): saturating law in subset_size, 9 points from 27 runs"
+    assert text.startswith(header)
+    for name, value in result.law.params.items():
+        assert f"  {name} = {format_ci(value, result.law.ci[name])}" in text
+    tends_to, (low, high) = asymptote(result)
+    assert tends_to == pytest.approx(1 - result.law.params["E"])
+    assert low == pytest.approx(1 - result.law.ci["E"][1])
+    assert f"tends to auroc {format_ci(tends_to, (low, high))}" in text
+    reachable = describe_target(table, result, 1 - law("saturating", TABLE_LAW, np.array(1e5)))
+    assert re.match(r"Target macro auroc 0\.\d+ needs subset_size ≈ [\d,]+ \(95% CI", reachable)
+    assert "FLOPs" in reachable
+    assert "is not reachable: the law tends to" in describe_target(table, result, tends_to + 0.005)
 
 
 def test_cost_of_extrapolates_examples_flops_and_time_from_the_runs():

@@ -35,6 +35,14 @@ def from_error(metric: str, err):
     return error_like(metric, err)  # both maps are their own inverse
 
 
+def to_metric(
+    metric: str, err: float, ci: tuple[float, float]
+) -> tuple[float, tuple[float, float]]:
+    """An error and its CI in the metric's own units, the CI ordered low to high."""
+    value, a, b = (float(v) for v in from_error(metric, np.array([err, *ci])))
+    return value, (min(a, b), max(a, b))
+
+
 @dataclass(frozen=True, eq=False)
 class MetricFit:
     """A law fitted to one metric of one class on one split, with the points it was fitted to.
@@ -50,6 +58,12 @@ class MetricFit:
     x_name: str | tuple[str, str]
     points: pd.DataFrame
     law: LawFit
+
+
+def asymptote(fit: MetricFit) -> tuple[float, tuple[float, float]]:
+    """The metric value the law tends to as x grows, with its CI (a power law tends to 0 error)."""
+    law = fit.law
+    return to_metric(fit.metric, law.params.get("E", 0.0), law.ci.get("E", (0.0, 0.0)))
 
 
 def finished_runs(table: pd.DataFrame, columns: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -250,11 +264,9 @@ def per_class_laws(
         row |= dict.fromkeys(("alpha", "alpha_low", "alpha_high", "E", "E_low", "E_high"), np.nan)
         row["note"] = str(result) if isinstance(result, LawError) else ""
         if isinstance(result, MetricFit):
-            law = result.law
-            row |= {"alpha": law.params["alpha"], "alpha_low": law.ci["alpha"][0]}
-            row["alpha_high"] = law.ci["alpha"][1]
-            e_err = (law.params.get("E", 0.0), *law.ci.get("E", (0.0, 0.0)))
-            e_metric = from_error(metric, np.array(e_err))
-            row |= {"E": e_metric[0], "E_low": min(e_metric[1:]), "E_high": max(e_metric[1:])}
+            alpha, (alpha_low, alpha_high) = result.law.params["alpha"], result.law.ci["alpha"]
+            row |= {"alpha": alpha, "alpha_low": alpha_low, "alpha_high": alpha_high}
+            e, (e_low, e_high) = asymptote(result)
+            row |= {"E": e, "E_low": e_low, "E_high": e_high}
         out.append(row)
     return pd.DataFrame(out)
