@@ -214,22 +214,23 @@ def cmd_fit(args: argparse.Namespace) -> int:
     fit = laws.fit_metric(
         table,
         metric=args.metric,
-        cls=args.cls,
+        cls=_class_of(args.metric, args.cls),
         split=args.split,
         form=args.form,
         n_bootstrap=args.bootstrap,
     )
     print(laws.describe(fit))
-    points = fit.points
-    print(
-        laws.backtest(
-            points["x"].to_numpy(float),
-            laws.error_like(args.metric, points["mean"]).to_numpy(float),
-        ).to_string(index=False)
-    )
+    law = fit.law
+    print("extrapolation backtest (fit on the smaller sizes, predict the largest 2):")
+    print(laws.backtest(law.x, law.y, weights=law.weights).to_string(index=False))
     if args.target is not None:
         print(laws.describe_target(table, fit, args.target))
     return 0
+
+
+def _class_of(metric: str, cls: str | None) -> str:
+    """The row to fit: the given class, else macro (the loss has one row, "all")."""
+    return cls or ("all" if metric == "loss" else "macro")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -241,7 +242,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         laws.fit_metric(
             table,
             metric=m,
-            cls=args.cls,
+            cls=_class_of(m, args.cls),
             split=args.split,
             form=args.form,
             n_bootstrap=args.bootstrap,
@@ -347,7 +348,9 @@ def _fit_args(p: argparse.ArgumentParser, *, target: bool = True) -> None:
     p.add_argument("store", help="results store path")
     p.add_argument("--sweep", help="only this sweep of the store")
     p.add_argument("--split", default="test", choices=["val", "test"])
-    p.add_argument("--class", dest="cls", default="macro", help="class name, micro or macro")
+    p.add_argument(
+        "--class", dest="cls", help="class name, micro or macro (default: macro; all for loss)"
+    )
     p.add_argument(
         "--form", default="saturating", choices=["power", "saturating", "broken", "auto"]
     )

@@ -100,24 +100,26 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+TINY = {
+    "sample_rate": 100.0,
+    "length": 256,
+    "val_fraction": 0.2,
+    "test_fraction": 0.2,
+    "train.batch_size": 16,
+    "max_steps": 30,
+    "eval_every": 10,
+    "bootstrap": 50,
+    "eval.batch_size": 64,
+}
+"""The demo experiment shrunk for tests: 100 Hz x 256 samples, a few dozen steps."""
+
+
 def tiny_config(data_path: Path | str, **overrides):
-    """The demo experiment shrunk for tests: 100 Hz × 256 samples, a few dozen steps."""
+    """The demo experiment with `TINY` and `overrides` applied, reading `data_path`."""
     from scaling.config import override
     from scaling.sweep import load_experiment
 
-    base = {
-        "data.path": str(data_path),
-        "sample_rate": 100.0,
-        "length": 256,
-        "val_fraction": 0.2,
-        "test_fraction": 0.2,
-        "train.batch_size": 16,
-        "max_steps": 30,
-        "eval_every": 10,
-        "bootstrap": 50,
-        "eval.batch_size": 64,
-    }
-    return override(load_experiment("demo"), {**base, **overrides})
+    return override(load_experiment("demo"), {**TINY, "data.path": str(data_path), **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -128,3 +130,22 @@ def code_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("code_data")
     write_code_dataset(path, n_exams=400, n_patients=250, length=1024, seed=0)
     return path
+
+
+SMALL_STORE = {"max_steps": 40, "bootstrap": 100}
+
+
+@pytest.fixture(scope="session")
+def small_store(code_data, tmp_path_factory) -> Path:
+    """A store with one finished sweep, "small": 4 subset sizes x 2 seeds, trained in-process."""
+    from scaling.config import run_id
+    from scaling.train import train_and_evaluate
+
+    root = tmp_path_factory.mktemp("store")
+    for size in (20, 40, 80, 160):
+        for seed in (0, 1):
+            cfg = tiny_config(
+                code_data, subset_size=size, data_seed=seed, init_seed=seed, **SMALL_STORE
+            )
+            train_and_evaluate(cfg, root / "small" / run_id(cfg))
+    return root

@@ -9,7 +9,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import REPO, scaling_cmd
+from conftest import REPO, TINY, scaling_cmd
 from etils import epath
 
 from scaling import results, store
@@ -29,18 +29,6 @@ def get_sweep():
         max_retries=2,
     )
 """
-
-TINY = {
-    "sample_rate": 100.0,
-    "length": 256,
-    "val_fraction": 0.2,
-    "test_fraction": 0.2,
-    "train.batch_size": 16,
-    "max_steps": 30,
-    "eval_every": 10,
-    "bootstrap": 20,
-    "eval.batch_size": 64,
-}
 
 
 def write_sweep(tmp_path, name, sizes, data, cpus=1, gpus=0, **fixed):
