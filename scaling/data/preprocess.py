@@ -89,7 +89,9 @@ def preprocess(
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 3:
         raise DataError(f"expected signals of shape (exams, samples, leads), got {x.shape}")
-    x = x[:, :, lead_indices(source_leads, leads)]
+    columns = lead_indices(source_leads, leads)
+    if not np.array_equal(columns, np.arange(x.shape[2])):
+        x = np.take(x, columns, axis=2)  # a contiguous copy, unlike fancy indexing
     if highpass_hz > 0:
         x = highpass(x, source_rate, highpass_hz)
     if notch_hz > 0:
