@@ -34,12 +34,9 @@ from scaling.laws import (
     to_metric,
 )
 from scaling.laws.table import LOSSES
+from scaling.results import MEASUREMENTS, ROW_COLUMNS
 
-TIDY_COLUMNS = ("run_id", "sweep", "status", "split", "class", "metric", "value")
-TIDY_COLUMNS += ("ci_low", "ci_high", "n_pos")
-MEASURED_COLUMNS = ("train_exams", "n_params", "flops_per_example", "train_examples_seen")
-MEASURED_COLUMNS += ("steps", "epochs", "wall_time_s", "examples_per_s", "device_kind")
-MEASURED_COLUMNS += ("device_count", "best_step")
+TIDY_COLUMNS = ("run_id", "sweep", "status", "experiment", *ROW_COLUMNS)
 SEED_COLUMNS = ("data_seed", "init_seed")
 JOINT_X = ("n_params", "subset_size")
 MIN_POSITIVES = 10  # classes with fewer positives on the split are flagged
@@ -126,7 +123,7 @@ def _one_row_per_run(table: pd.DataFrame) -> pd.DataFrame:
 
 def _varied(runs: pd.DataFrame) -> dict[str, list]:
     """Config columns that take several values across runs (missing ones aside), and those."""
-    config = [c for c in runs.columns if c not in TIDY_COLUMNS + MEASURED_COLUMNS]
+    config = [c for c in runs.columns if c not in TIDY_COLUMNS + MEASUREMENTS]
     values = {c: sorted(runs[c].dropna().map(format_number).unique(), key=_natural) for c in config}
     return {c: v for c, v in values.items() if len(v) > 1}
 
