@@ -20,6 +20,9 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(CACHE))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Ray >= 2.59 turns token auth on for local clusters; say so explicitly so that every
+# client (ray CLI, job SDK, drivers) sends the token from ~/.ray/auth_token.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -61,6 +64,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     """
     port, dash = _free_port(), _free_port()
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    subprocess.run(["ray", "get-auth-token", "--generate"], capture_output=True, check=True)
     proc = subprocess.Popen(
         [
             "ray",
@@ -94,7 +98,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     yield address, url
     os.killpg(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=30)
+        proc.wait(timeout=10)
     time.sleep(1)
     with contextlib.suppress(ProcessLookupError):  # stragglers of this head's group only
         os.killpg(proc.pid, signal.SIGKILL)
