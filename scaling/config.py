@@ -35,6 +35,8 @@ class DataConfig:
     test_path: str = ""  # a separate test set in the same layout (e.g. CODE-II-test)
     classes: tuple[str, ...] = CODE15_CLASSES  # class columns / label names
     label_level: str = "superdiagnostic"  # PTB-XL label level
+    ptbxl_records: int = 500  # PTB-XL: read records500/ (500) or records100/ (100)
+    given_split: bool = True  # use a dataset's own split (PTB-XL folds) when it has one
     source_rate: float = 400.0  # CODE files carry no rate; PhysioNet headers do
     sample_rate: float = 400.0  # rate the model sees
     length: int = 4096  # samples the model sees (centred pad or crop)

@@ -21,17 +21,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-TrainState = dict[str, Any]  # {"params", "frozen", "other", "opt"}: a pytree of arrays
-
-
-def _filters(trainable: str) -> tuple[Any, Any]:
-    """nnx filters for (trained parameters, frozen parameters)."""
-    if trainable == "all":
-        return nnx.Param, nnx.Not(nnx.Everything())
-    if trainable == "head":
-        head = nnx.All(nnx.Param, nnx.PathContains("head"))
-        return head, nnx.Param
-    raise ValueError(f"trainable must be 'all' or 'head', got {trainable!r}")
+TrainState = dict[str, Any]  # {"params", "other", "opt"}: a pytree of arrays
 
 
 def _optimizer(name: str, weight_decay: float) -> optax.GradientTransformation:
@@ -80,57 +70,47 @@ class Steps:
         return self._padded(self.features_fn, state, x)
 
 
-def make_steps(
-    model: nnx.Module, *, optimizer: str, weight_decay: float, trainable: str = "all"
-) -> Steps:
+def make_steps(model: nnx.Module, *, optimizer: str, weight_decay: float) -> Steps:
     """Steps for `model`'s graph, shared with every earlier model of the same graph."""
     graphdef = nnx.graphdef(model)
-    return _compiled(graphdef, optimizer, float(weight_decay), trainable, jax.device_count())
+    return _compiled(graphdef, optimizer, float(weight_decay), jax.device_count())
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(
-    graphdef: Any, optimizer: str, weight_decay: float, trainable: str, n_devices: int
-) -> Steps:
+def _compiled(graphdef: Any, optimizer: str, weight_decay: float, n_devices: int) -> Steps:
     mesh = Mesh(np.array(jax.devices()[:n_devices]), ("data",))
     replicated = NamedSharding(mesh, P())
     tx = _optimizer(optimizer, weight_decay)
-    trained, frozen = _filters(trainable)
-
-    def split(model: nnx.Module) -> tuple[Any, Any, Any]:
-        _, params, fixed, other = nnx.split(model, trained, frozen, ...)
-        return params, fixed, other
 
     def init(model: nnx.Module) -> TrainState:
-        params, fixed, other = split(model)
-        state = {"params": params, "frozen": fixed, "other": other, "opt": tx.init(params)}
+        _, params, other = nnx.split(model, nnx.Param, ...)
+        state = {"params": params, "other": other, "opt": tx.init(params)}
         return jax.device_put(state, replicated)
 
     @functools.partial(jax.jit, donate_argnums=0)
     def train_step(
         state: TrainState, x: jax.Array, y: jax.Array, lr: jax.Array, pos_weight: jax.Array
     ) -> tuple[TrainState, jax.Array]:
-        model = nnx.merge(graphdef, state["params"], state["frozen"], state["other"])
+        model = nnx.merge(graphdef, state["params"], state["other"])
 
         def loss_fn(model: nnx.Module) -> jax.Array:
-            return bce_with_logits(model(x, train=trainable == "all"), y, pos_weight)
+            return bce_with_logits(model(x, train=True), y, pos_weight)
 
-        grad_fn = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, trained))
-        loss, grads = grad_fn(model)
-        _, _, _, other = nnx.split(model, trained, frozen, ...)
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        _, _, other = nnx.split(model, nnx.Param, ...)
         updates, opt = tx.update(grads, state["opt"], state["params"])
         updates = jax.tree.map(lambda u: -lr * u, updates)
         params = optax.apply_updates(state["params"], updates)
-        return {"params": params, "frozen": state["frozen"], "other": other, "opt": opt}, loss
+        return {"params": params, "other": other, "opt": opt}, loss
 
     @jax.jit
     def predict_fn(state: TrainState, x: jax.Array) -> jax.Array:
-        model = nnx.merge(graphdef, state["params"], state["frozen"], state["other"])
+        model = nnx.merge(graphdef, state["params"], state["other"])
         return jax.nn.sigmoid(model(x, train=False).astype(jnp.float32))
 
     @jax.jit
     def features_fn(state: TrainState, x: jax.Array) -> jax.Array:
-        model = nnx.merge(graphdef, state["params"], state["frozen"], state["other"])
+        model = nnx.merge(graphdef, state["params"], state["other"])
         return model.features(x, train=False).astype(jnp.float32)
 
     return Steps(graphdef, mesh, init, train_step, predict_fn, features_fn)

@@ -27,6 +27,7 @@ from scaling.data import Splits, iterate_batches, prepare_splits, train_stream
 from scaling.metrics import bce_loss, best_f1_thresholds, bootstrap, classification_report
 from scaling.models import ResNet1D, forward_flops, init_model, param_count
 from scaling.steps import TrainState, make_steps
+from scaling.transfer import load_pretrained, probe_data, resolve_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +190,10 @@ def _train_and_evaluate(config: RunConfig, path: epath.Path) -> dict[str, Any]:
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[t.dtype]
 
     model, model_cfg = _build_model(config, path.parent.parent, n_leads, n_classes, dtype)
-    steps = make_steps(
-        model, optimizer=t.optimizer, weight_decay=t.weight_decay, trainable=_trainable(tr.mode)
-    )
+    data_splits, shape = splits, {"n_leads": n_leads, "n_classes": n_classes, "length": d.length}
+    if tr.mode == "linear_probe":  # train the head on features of the frozen backbone
+        model, splits, d = probe_data(model, splits, d, e.batch_size)
+    steps = make_steps(model, optimizer=t.optimizer, weight_decay=t.weight_decay)
     pos_weight = _pos_weight(splits.train.labels) if t.class_weighting else np.ones(n_classes)
     state = steps.init(model)
 
@@ -272,14 +274,10 @@ def _train_and_evaluate(config: RunConfig, path: epath.Path) -> dict[str, Any]:
             "run_id": run_id(config),
             "status": store.FINISHED,
             "train_exams": len(splits.train),
-            "pool_exams": len(splits.pool),
-            "pool_patients": len(np.unique(splits.pool.patients)),
-            "n_params": param_count(
-                model_cfg, n_leads=n_leads, n_classes=n_classes, length=d.length
-            ),
-            "flops_per_example": forward_flops(
-                model_cfg, n_leads=n_leads, n_classes=n_classes, length=d.length
-            ),
+            "pool_exams": len(data_splits.pool),
+            "pool_patients": len(np.unique(data_splits.pool.patients)),
+            "n_params": param_count(model_cfg, **shape),
+            "flops_per_example": forward_flops(model_cfg, **shape),
             "train_examples_seen": step * t.batch_size,
             "steps": step,
             "epochs": step / schedule.steps_per_epoch,
@@ -296,15 +294,10 @@ def _train_and_evaluate(config: RunConfig, path: epath.Path) -> dict[str, Any]:
     return result
 
 
-def _trainable(mode: str) -> str:
-    return "head" if mode == "linear_probe" else "all"
-
-
 def _build_model(
     config: RunConfig, store_root: epath.Path, n_leads: int, n_classes: int, dtype: Any
 ) -> tuple[ResNet1D, Any]:
     """A fresh model, or a pretrained one with a new head for transfer."""
-    from scaling.transfer import load_pretrained, resolve_pretrained
 
     d, t, tr = config.data, config.train, config.transfer
     if tr.mode in ("none", "scratch"):

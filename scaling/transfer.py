@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+from dataclasses import dataclass
 from typing import Any
 
+import jax
+import numpy as np
+import pandas as pd
 from etils import epath
 from flax import nnx
 
 from scaling import store
 from scaling.checkpoint import restore_state
-from scaling.config import ModelConfig, RunConfig, get_value, override, parse_overrides
+from scaling.config import DataConfig, ModelConfig, RunConfig, get_value, override, parse_overrides
+from scaling.data import ExamSet, Split, Splits, iterate_batches
 from scaling.models import ResNet1D, init_model
 from scaling.steps import make_steps
 
@@ -69,3 +76,73 @@ def load_pretrained(
     nnx.update(model, state["params"], state["other"])
     model.head = nnx.Linear(model.num_features, n_classes, rngs=nnx.Rngs(seed))
     return model, pre.model
+
+
+# ---------------------------------------------------------------------------
+# Linear probe: the frozen backbone's features are computed once
+
+
+FEATURE_LEAD = "feature"
+
+
+class Probe(nnx.Module):
+    """A linear head on precomputed backbone features: the model a linear probe trains."""
+
+    def __init__(self, head: nnx.Linear) -> None:
+        self.head = head
+
+    def features(self, x: jax.Array, *, train: bool) -> jax.Array:
+        return x.reshape(x.shape[0], -1)
+
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        return self.head(self.features(x, train=train))
+
+
+@dataclass(frozen=True)
+class _Features:
+    """A `SignalReader` over features held in memory, one "lead" of F samples."""
+
+    values: np.ndarray  # (N, F)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        return self.values[rows][:, :, None]
+
+
+def probe_data(
+    model: ResNet1D, splits: Splits, d: DataConfig, batch_size: int
+) -> tuple[Probe, Splits, DataConfig]:
+    """Features of the train / val / test exams through the frozen backbone (eval mode).
+
+    Returns the probe (the model's head), the same splits over the features, and the
+    data config that streams them unchanged.
+    """
+    steps = make_steps(model, optimizer="adam", weight_decay=0.0)
+    state = steps.init(model)
+    parts = [splits.train, splits.val, splits.test]
+    features = [
+        np.concatenate([steps.features(state, x) for x, _ in iterate_batches(p, d, batch_size)])
+        for p in parts
+    ]
+    sizes = np.cumsum([0] + [len(p) for p in parts])
+    exams = ExamSet(
+        exam_ids=np.concatenate([p.exams.exam_ids[p.rows] for p in parts]),
+        patient_ids=np.concatenate([p.patients for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        class_names=splits.class_names,
+        sample_rate=1.0,
+        lead_names=(FEATURE_LEAD,),
+        reader=_Features(np.concatenate(features)),
+        info=pd.DataFrame(index=range(sizes[-1])),
+        source=f"features of {splits.train.exams.source}",
+    )
+    train, val, test = (Split(exams, np.arange(a, b)) for a, b in itertools.pairwise(sizes))
+    probe_cfg = dataclasses.replace(
+        d,
+        sample_rate=1.0,
+        length=features[0].shape[1],
+        leads=(FEATURE_LEAD,),
+        highpass_hz=0.0,
+        notch_hz=0.0,
+        scale=1.0,
+    )
+    return Probe(model.head), Splits(train, val, test, train, (FEATURE_LEAD,)), probe_cfg

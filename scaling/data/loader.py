@@ -33,6 +33,7 @@ def open_dataset(
     *,
     classes: tuple[str, ...] = (),
     label_level: str = "superdiagnostic",
+    ptbxl_records: int = 500,
     source_rate: float = 400.0,
     nan_policy: str = "fail",
 ) -> ExamSet:
@@ -40,14 +41,15 @@ def open_dataset(
 
     `classes=()` keeps the dataset's own classes; otherwise exactly those, in that
     order. `source_rate` and `nan_policy` apply to CODE, which has no rate in its
-    files; `label_level` to PTB-XL.
+    files; `label_level` and `ptbxl_records` (100 or 500 Hz) to PTB-XL.
     """
     if kind == "code":
         return read_code(path, classes=classes, source_rate=source_rate, nan_policy=nan_policy)
     if kind == "ptbxl":
         from scaling.data.ptbxl import read_ptbxl
 
-        return _select_classes(read_ptbxl(path, level=label_level), classes)
+        exams = read_ptbxl(path, level=label_level, sampling=str(ptbxl_records))
+        return _select_classes(exams, classes)
     if kind == "cpsc":
         from scaling.data.cpsc import read_cpsc
 

@@ -158,8 +158,9 @@ class Splits:
 def prepare_splits(cfg: DataConfig) -> Splits:
     """Read the dataset of `cfg` and cut it into train / val / test (by patient) and pool.
 
-    A fixed split in `info["split"]` (PTB-XL folds) wins; else `cfg.test_path` is the
-    test set and only validation is carved; else both are carved by `cfg.split_seed`.
+    A fixed split in `info["split"]` (PTB-XL folds) wins unless `cfg.given_split` is off;
+    else `cfg.test_path` is the test set and only validation is carved; else both are
+    carved by `cfg.split_seed`.
     """
     if cfg.shots > 0 and cfg.subset_size > 0:
         raise ValueError(f"set subset_size ({cfg.subset_size}) or shots ({cfg.shots}), not both")
@@ -170,13 +171,14 @@ def prepare_splits(cfg: DataConfig) -> Splits:
             path,
             classes=cfg.classes,
             label_level=cfg.label_level,
+            ptbxl_records=cfg.ptbxl_records,
             source_rate=cfg.source_rate,
             nan_policy=cfg.nan_policy,
         )
 
     exams = read(cfg.path)
     test_exams = exams
-    if "split" in exams.info.columns:
+    if cfg.given_split and "split" in exams.info.columns:
         split = exams.info["split"].to_numpy()
         unknown = set(np.unique(split.astype(str))) - {"train", "val", "test"}
         if unknown:
