@@ -2,17 +2,20 @@
 
 Each figure is one JSON line on stdout:
 
-- `peak_matmul`: the machine's float32 peak, estimated as the best of a large matmul in JAX and
-  in PyTorch (an estimate of what the hardware sustains, not a datasheet number);
+- `peak_matmul`: the machine's peak, estimated as the best of a 4096² matmul in JAX (in the
+  compute dtype) and in PyTorch (float32): what the hardware sustains on a large GEMM, not a
+  datasheet number (on GPU, JAX's float32 matmul runs in TF32);
 - `init`: seconds to build the Flax model eagerly and with `scaling.models.init_model`;
 - `compile`: seconds to trace and compile the jitted Flax train step;
 - `train`: training examples/s of Flax and PyTorch (Adam, binary cross-entropy, dropout and
-  BatchNorm in training mode) and their ratio, plus the achieved FLOP/s of each as a fraction
-  of the measured peak (FLOPs per step = 3 × `forward_flops` × batch).
+  BatchNorm in training mode, batch of random signals) and their ratio, and each one's achieved
+  FLOP/s as a fraction of the measured peak (FLOPs per step = 3 × `forward_flops` × batch);
+- `block1_ops`: forward + backward time of the first block's strided conv and max-pool, as XLA
+  computes them natively and as `scaling.models` computes them (`strided_conv`, `max_pool`).
 
-The Flax side runs under the XLA flags of `scaling.models.cpu_xla_flags()` unless `--xla-flags`
-is given (an empty string means XLA's defaults). PyTorch uses all cores:
-`torch.set_num_threads(os.cpu_count())`. Needs `pip install torch==2.13.0` (CPU build).
+The Flax side runs under `scaling.models.cpu_xla_flags()` unless `--xla-flags` is given.
+PyTorch (`pip install torch==2.13.0`, CPU build) uses all cores:
+`torch.set_num_threads(os.cpu_count())`. `--no-torch` skips it (e.g. on a GPU machine).
 
     python benchmarks/train.py [--width 1.0] [--length 4096] [--batch 64] [--steps 3]
 """
@@ -24,11 +27,21 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scaling import models
+from scaling.config import ModelConfig
+
+NWC = ("NWC", "WIO", "NWC")
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,6 +52,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--classes", type=int, default=6)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=3, help="timed steps, after one warm-up step")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--xla-flags", default=None, help="XLA_FLAGS for Flax; default cpu_xla_flags()")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     return p.parse_args()
@@ -48,7 +62,7 @@ def emit(figure: str, **values: object) -> None:
     print(json.dumps({"figure": figure, **values}), flush=True)
 
 
-def best_time(fn, repeats: int) -> float:
+def best_time(fn: Callable[[], object], repeats: int) -> float:
     """The fastest of `repeats` calls of `fn` (which must block until done), in seconds."""
     times = []
     for _ in range(repeats):
@@ -62,23 +76,15 @@ def best_time(fn, repeats: int) -> float:
 # Flax
 
 
-def flax_benchmark(args: argparse.Namespace) -> dict[str, float]:
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    import optax
-    from flax import nnx
-
-    cfg = models.ModelConfig(width=args.width)
+def flax_benchmark(args: argparse.Namespace, cfg: ModelConfig) -> dict[str, float]:
     shape = dict(n_leads=args.leads, n_classes=args.classes, length=args.length)
+    dtype = jnp.dtype(args.dtype)
 
     t = time.perf_counter()
-    eager = models.ResNet1D(cfg, **shape, rngs=nnx.Rngs(0))
-    jax.block_until_ready(nnx.state(eager))
+    jax.block_until_ready(nnx.state(models.ResNet1D(cfg, **shape, dtype=dtype, rngs=nnx.Rngs(0))))
     init_eager = time.perf_counter() - t
-    del eager
     t = time.perf_counter()
-    model = models.init_model(cfg, **shape, seed=0)
+    model = models.init_model(cfg, **shape, seed=0, dtype=dtype)
     jax.block_until_ready(nnx.state(model))
     init_jit = time.perf_counter() - t
 
@@ -88,9 +94,8 @@ def flax_benchmark(args: argparse.Namespace) -> dict[str, float]:
 
     def loss_fn(params, rest, x, y):
         model = nnx.merge(graphdef, params, rest, copy=True)
-        logits = model(x, train=True)
-        loss = optax.sigmoid_binary_cross_entropy(logits, y).mean()
-        return loss, nnx.state(model, nnx.Not(nnx.Param))
+        loss = optax.sigmoid_binary_cross_entropy(model(x, train=True), y).mean()
+        return loss, nnx.state(model, nnx.Not(nnx.Param))  # new BatchNorm stats, RNG counts
 
     def step(params, rest, opt_state, x, y):
         (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, y)
@@ -99,11 +104,11 @@ def flax_benchmark(args: argparse.Namespace) -> dict[str, float]:
 
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((args.batch, args.length, args.leads), np.float32))
-    y = jnp.asarray(rng.integers(0, 2, (args.batch, args.classes)).astype(np.float32))
+    y = jnp.asarray(rng.integers(0, 2, (args.batch, args.classes)), jnp.float32)
 
     t = time.perf_counter()
-    compiled = jax.jit(step, donate_argnums=(0, 1, 2)).lower(params, rest, opt_state, x, y)
-    compiled = compiled.compile()
+    lowered = jax.jit(step, donate_argnums=(0, 1, 2)).lower(params, rest, opt_state, x, y)
+    compiled = lowered.compile()
     compile_s = time.perf_counter() - t
 
     state = (params, rest, opt_state)
@@ -118,31 +123,56 @@ def flax_benchmark(args: argparse.Namespace) -> dict[str, float]:
     return dict(init_eager=init_eager, init_jit=init_jit, compile=compile_s, step=step_s)
 
 
-def jax_matmul_flops(n: int = 4096) -> float:
-    import jax
-    import jax.numpy as jnp
+def jax_matmul_flops(dtype: jnp.dtype, n: int = 4096) -> float:
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    matmul = jax.jit(lambda a: a @ a)
+    matmul(a).block_until_ready()
+    return 2 * n**3 / best_time(lambda: matmul(a).block_until_ready(), 5)
 
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    mm = jax.jit(lambda a: a @ a)
-    mm(a).block_until_ready()
-    return 2 * n**3 / best_time(lambda: mm(a).block_until_ready(), 3)
+
+def block1_ops(args: argparse.Namespace, cfg: ModelConfig) -> dict[str, float]:
+    """Seconds for forward + backward of block 1's strided conv and max-pool, both ways."""
+    block = next(models.block_plan(cfg, args.length))
+    ds, k = block.downsample, cfg.kernel_size
+    keys = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(keys[0], (args.batch, block.length_in, block.c_out))
+    w = jax.random.normal(keys[1], (k, block.c_out, block.c_out)) * 0.05
+    y = jax.random.normal(keys[2], (args.batch, block.length_in, block.c_in))
+
+    def timed(f: Callable[..., jax.Array], *inputs: jax.Array) -> float:
+        argnums = tuple(range(len(inputs)))
+        grad = jax.jit(jax.value_and_grad(lambda *a: (f(*a) ** 2).sum(), argnums))
+        jax.block_until_ready(grad(*inputs))
+        return best_time(lambda: jax.block_until_ready(grad(*inputs)), args.steps)
+
+    return dict(
+        conv_xla=timed(
+            lambda x, w: jax.lax.conv_general_dilated(x, w, (ds,), "SAME", dimension_numbers=NWC),
+            x, w,
+        ),
+        conv_folded=timed(
+            lambda x, w: models.strided_conv(x, w, (ds,), "SAME", dimension_numbers=NWC), x, w
+        ),
+        pool_xla=timed(lambda y: nnx.max_pool(y, (ds,), (ds,), padding="SAME"), y),
+        pool_reshape=timed(lambda y: models.max_pool(y, ds), y),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
-# PyTorch
+# PyTorch: the same architecture (Keras "same" padding, BN momentum and epsilon), NCW layout
 
 
-def torch_benchmark(args: argparse.Namespace) -> dict[str, float]:
+def torch_benchmark(args: argparse.Namespace, cfg: ModelConfig) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
     from torch import nn
 
     torch.set_num_threads(os.cpu_count() or 1)
-    cfg = models.ModelConfig(width=args.width)
     k = cfg.kernel_size
+    momentum = 1 - models.BN_MOMENTUM  # PyTorch weighs the new batch by `momentum`
 
     def same_pad(length: int, stride: int) -> tuple[int, int]:
-        """TensorFlow/Flax "SAME" padding: the extra zero goes after."""
+        """TensorFlow/Flax "SAME" padding: the odd zero goes after."""
         total = max((-(-length // stride) - 1) * stride + k - length, 0)
         return total // 2, total - total // 2
 
@@ -151,9 +181,9 @@ def torch_benchmark(args: argparse.Namespace) -> dict[str, float]:
             super().__init__()
             self.ds, self.length = b.downsample, b.length_in
             self.conv1 = nn.Conv1d(b.c_in, b.c_out, k, bias=False)
-            self.bn1 = nn.BatchNorm1d(b.c_out, momentum=0.01, eps=1e-3)
+            self.bn1 = nn.BatchNorm1d(b.c_out, momentum=momentum, eps=models.BN_EPSILON)
             self.conv2 = nn.Conv1d(b.c_out, b.c_out, k, stride=b.downsample, bias=False)
-            self.bn2 = nn.BatchNorm1d(b.c_out, momentum=0.01, eps=1e-3)
+            self.bn2 = nn.BatchNorm1d(b.c_out, momentum=momentum, eps=models.BN_EPSILON)
             self.drop = nn.Dropout(cfg.dropout)
             self.skip = nn.Conv1d(b.c_in, b.c_out, 1, bias=False) if b.c_in != b.c_out else None
 
@@ -173,18 +203,16 @@ def torch_benchmark(args: argparse.Namespace) -> dict[str, float]:
             super().__init__()
             stem = models.scaled(cfg.stem_filters, cfg.width)
             self.stem = nn.Conv1d(args.leads, stem, k, bias=False)
-            self.bn = nn.BatchNorm1d(stem, momentum=0.01, eps=1e-3)
+            self.bn = nn.BatchNorm1d(stem, momentum=momentum, eps=models.BN_EPSILON)
             self.blocks = nn.ModuleList(Block(b) for b in models.block_plan(cfg, args.length))
-            features = models.num_features(cfg, length=args.length)
-            self.head = nn.Linear(features, args.classes)
+            self.head = nn.Linear(models.num_features(cfg, length=args.length), args.classes)
 
         def forward(self, x):  # x: (batch, leads, length)
             x = F.relu(self.bn(self.stem(F.pad(x, same_pad(args.length, 1)))))
             y = x
             for block in self.blocks:
                 x, y = block(x, y)
-            # Flatten length-major, as the Flax model does.
-            return self.head(x.transpose(1, 2).flatten(1))
+            return self.head(x.transpose(1, 2).flatten(1))  # flatten length-major, as Keras
 
     torch.manual_seed(0)
     net = Net().train()
@@ -194,42 +222,46 @@ def torch_benchmark(args: argparse.Namespace) -> dict[str, float]:
 
     def run() -> None:
         opt.zero_grad(set_to_none=True)
-        loss = F.binary_cross_entropy_with_logits(net(x), y)
-        loss.backward()
+        F.binary_cross_entropy_with_logits(net(x), y).backward()
         opt.step()
 
     run()
     step_s = best_time(run, args.steps)
 
-    n = 4096
-    a = torch.randn(n, n)
-    matmul = 2 * n**3 / best_time(lambda: a @ a, 3)
+    a = torch.randn(4096, 4096)
+    matmul = 2 * 4096**3 / best_time(lambda: a @ a, 5)
     return dict(step=step_s, matmul_flops=matmul)
 
 
 def main() -> None:
     args = parse_args()
     flags = models.cpu_xla_flags() if args.xla_flags is None else args.xla_flags
+    # Before JAX starts its backend (the first array op below), so XLA reads them.
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
 
-    cfg = models.ModelConfig(width=args.width)
-    step_flops = (
-        3
-        * args.batch
-        * models.forward_flops(cfg, n_leads=args.leads, n_classes=args.classes, length=args.length)
-    )
-    params = models.param_count(cfg, n_leads=args.leads, n_classes=args.classes, length=args.length)
-    setup = dict(width=args.width, length=args.length, batch=args.batch, params=params)
+    cfg = ModelConfig(width=args.width)
+    shape = dict(n_leads=args.leads, n_classes=args.classes, length=args.length)
+    step_flops = 3 * args.batch * models.forward_flops(cfg, **shape)
+    setup = dict(
+        width=args.width, length=args.length, batch=args.batch, dtype=args.dtype,
+        params=models.param_count(cfg, **shape), device=jax.devices()[0].device_kind,
+    )  # fmt: skip
 
-    jax_peak = jax_matmul_flops()
-    flax = flax_benchmark(args)
-    torch = None if args.no_torch else torch_benchmark(args)
-    peak = max(jax_peak, torch["matmul_flops"] if torch else 0.0)
+    jax_peak = jax_matmul_flops(jnp.dtype(args.dtype))
+    flax = flax_benchmark(args, cfg)
+    ops = block1_ops(args, cfg)
+    torch = None if args.no_torch else torch_benchmark(args, cfg)
+    torch_peak = torch["matmul_flops"] if torch else None
+    peak = max(jax_peak, torch_peak or 0.0)
 
-    emit("peak_matmul", gflops=peak / 1e9, jax_gflops=jax_peak / 1e9,
-         torch_gflops=torch["matmul_flops"] / 1e9 if torch else None, n=4096)  # fmt: skip
-    emit("init", eager_s=flax["init_eager"], jit_s=flax["init_jit"],
-         speedup=flax["init_eager"] / flax["init_jit"], **setup)  # fmt: skip
+    emit(
+        "peak_matmul", gflops=peak / 1e9, jax_gflops=jax_peak / 1e9,
+        torch_gflops=torch_peak / 1e9 if torch_peak else None, n=4096,
+    )  # fmt: skip
+    emit(
+        "init", eager_s=flax["init_eager"], jit_s=flax["init_jit"],
+        speedup=flax["init_eager"] / flax["init_jit"], **setup,
+    )  # fmt: skip
     emit("compile", seconds=flax["compile"], xla_flags=flags, **setup)
     flax_rate = args.batch / flax["step"]
     train = dict(
@@ -245,6 +277,11 @@ def main() -> None:
             ratio=flax_rate / torch_rate,
         )
     emit("train", **train, xla_flags=flags, **setup)
+    emit(
+        "block1_ops", **{f"{name}_ms": 1000 * s for name, s in ops.items()},
+        conv_speedup=ops["conv_xla"] / ops["conv_folded"],
+        pool_speedup=ops["pool_xla"] / ops["pool_reshape"], **setup,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -110,12 +110,13 @@ def strided_conv(lhs: jax.Array, rhs: jax.Array, window_strides, padding, **kwar
 
     Same result as `lax.conv_general_dilated(lhs, rhs, (s,), "SAME", ...)` for
     (batch, length, channels) inputs and (kernel, in, out) kernels; a drop-in for
-    `nnx.Conv(conv_general_dilated=...)`. XLA computes the input gradient of a strided
+    `nnx.Conv(conv_general_dilated=...)`. XLA:CPU computes the input gradient of a strided
     convolution as a convolution over the zero-dilated output gradient, spending s times the
-    work; the folded form's gradients are ordinary stride-1 convolutions.
+    work; the folded form's gradients are ordinary stride-1 convolutions. Other backends
+    (cuDNN) handle strides natively and get the plain convolution.
     """
     (stride,) = window_strides
-    if stride == 1 or padding != "SAME":
+    if stride == 1 or padding != "SAME" or jax.default_backend() != "cpu":
         return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, **kwargs)
     batch, length, c_in = lhs.shape
     k, _, c_out = rhs.shape

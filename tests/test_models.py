@@ -92,6 +92,9 @@ def test_ribeiro_training_flops_about_11_gflop():
     assert 10e9 < 3 * forward < 12e9
 
 
+@pytest.mark.skipif(
+    jax.default_backend() != "cpu", reason="XLA:GPU's cost analysis leaves out cuDNN convolutions"
+)
 @pytest.mark.parametrize(
     ("cfg", "length"), [(ModelConfig(width=0.25), 1024), (ModelConfig(width=0.125), 512)]
 )
@@ -274,9 +277,9 @@ def test_matches_numpy_reference_of_the_keras_model(cfg, length):
     model = models.init_model(cfg, n_leads=12, n_classes=6, length=length, seed=3)
     randomise_batch_norm(model, seed=4)
     x = np.random.default_rng(5).standard_normal((2, length, 12)).astype(np.float32)
-    np.testing.assert_allclose(
-        apply(model, jnp.asarray(x), False), reference_forward(model, x), rtol=2e-4, atol=2e-4
-    )
+    with jax.default_matmul_precision("highest"):  # no TF32 on GPU
+        ours = apply(model, jnp.asarray(x), False)
+    np.testing.assert_allclose(ours, reference_forward(model, x), rtol=2e-4, atol=2e-4)
 
 
 # ---------------------------------------------------------------------------
