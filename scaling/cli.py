@@ -80,7 +80,9 @@ def _plan(args: argparse.Namespace):
 def cmd_sweep(args: argparse.Namespace) -> int:
     sweep, runs = _plan(args)
     if args.dry_run:
-        print(_dry_run(sweep, runs, args.store))
+        print(
+            _dry_run(sweep, runs, args.store, calibrate=args.calibrate, workers=args.max_concurrent)
+        )
         return 0
     from scaling.orchestrate import run_sweep
 
@@ -112,45 +114,41 @@ def _compile_cache() -> str | None:
     return os.environ.get("JAX_COMPILATION_CACHE_DIR")
 
 
-def _dry_run(sweep, runs, store_path: str) -> str:
+def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | None) -> str:
+    """The runs, which are finished, and the cost of the rest (examples, FLOPs, time)."""
     from scaling import cost, results
 
     table = results.collect(store_path, sweep.name) if Path(store_path).exists() else None
+    statuses = [store.run_status(Path(store_path) / sweep.name / r.run_id) for r in runs]
+    costs = cost.sweep_costs(runs, statuses, table, calibrated=calibrate)
     lines = [
         f"sweep {sweep.name} ({sweep.experiment}), profile {sweep.profile}: "
         f"{len(runs)} runs, resources per run {sweep.resources}"
     ]
-    total_flops, total_s, unknown_time, todo = 0.0, 0.0, 0, 0
-    for run in runs:
-        d = run.config.data
-        status = store.run_status(Path(store_path) / sweep.name / run.run_id)
-        n_classes = len(d.classes) if d.kind == "code" else 9
-        from scaling.models import param_count
-
-        n_params = param_count(
-            run.config.model, n_leads=len(d.leads), n_classes=n_classes, length=d.length
-        )
-        rate = cost.measured_throughput(table, n_params) if table is not None else None
-        est = cost.estimate(run.config, n_leads=len(d.leads), n_classes=n_classes, throughput=rate)
-        point = " ".join(f"{k}={v}" for k, v in run.point.items())
-        when = f"{est.seconds:8.0f}s" if est.seconds == est.seconds else "       ?"
+    axes = [c for c in costs.columns if c in {k for r in runs for k in r.point}]
+    for row in costs.itertuples(index=False):
+        point = " ".join(f"{k}={getattr(row, k)}" for k in axes)
+        when = f"{row.seconds:9.0f}s" if row.seconds == row.seconds else "        ?"
         lines.append(
-            f"  {run.run_id} {status:9s} {point:40s} params {n_params:>10,d} "
-            f"examples {est.train_examples:>10,d} {est.flops:10.3g} FLOP {when}"
+            f"  {row.run_id} {row.status:9s} {point:44s} params {row.n_params:>11,d} "
+            f"examples {row.examples:>11,d} {row.flops:10.3g} FLOP {when} {row.throughput}"
         )
-        if status != store.FINISHED:
-            todo += 1
-            total_flops += est.flops
-            if est.seconds == est.seconds:
-                total_s += est.seconds
-            else:
-                unknown_time += 1
-    lines.append(
-        f"to run: {todo} of {len(runs)}, {total_flops:.3g} training FLOP, "
-        f"~{total_s / 3600:.2f} h of one worker from measured throughput"
-        + (f" ({unknown_time} runs without a measurement)" if unknown_time else "")
+    todo = costs[costs["status"] != store.FINISHED]
+    seconds = todo["seconds"].sum(skipna=True)
+    unknown = int(todo["seconds"].isna().sum())
+    hours = seconds / 3600
+    text = (
+        f"to run: {len(todo)} of {len(runs)}, {todo['flops'].sum():.3g} training FLOP, "
+        f"{hours:.2f} h of one worker"
     )
-    return "\n".join(lines)
+    if workers:
+        text += f", about {hours / workers:.2f} h on {workers} concurrent runs"
+    if unknown:
+        text += (
+            f"; {unknown} runs have no throughput yet (finish one of their size, "
+            "or pass --calibrate)"
+        )
+    return "\n".join([*lines, text])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -389,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=int, help="runs in flight at once")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
     p.add_argument("--dry-run", action="store_true", help="list runs, status and cost; run nothing")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="with --dry-run: time a few train steps of each model shape here",
+    )
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("submit", help="submit a sweep as a Ray job to a cluster")

@@ -289,7 +289,21 @@ def canonical(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
+def identity(cfg: RunConfig) -> dict[str, Any]:
+    """The fields of the canonical config that differ from the defaults, by dotted path.
+
+    Hashing only these keeps every existing run id when a new field is added with a
+    default; changing a default is then a change of meaning the code version records.
+    """
+    cfg, default = canonical(cfg), RunConfig()
+    return {
+        path: list(v) if isinstance(v, tuple) else v
+        for path in LEAF_TYPES
+        if (v := get_value(cfg, path)) != get_value(default, path)
+    }
+
+
 def run_id(cfg: RunConfig) -> str:
-    """Content hash of the resolved config: the run's identity."""
-    blob = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    """Content hash of the resolved config (its non-default fields): the run's identity."""
+    blob = json.dumps(identity(cfg), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -5,8 +5,10 @@ import pytest
 from scaling.config import (
     ConfigError,
     RunConfig,
+    canonical,
     flatten,
     from_dict,
+    identity,
     override,
     parse_overrides,
     resolve_key,
@@ -76,3 +78,17 @@ def test_flatten_uses_the_same_names_as_the_sweep():
     flat = flatten(override(RunConfig(), {"subset_size": 42}))
     assert flat["subset_size"] == 42
     assert "train.batch_size" in flat and "eval.batch_size" in flat
+
+
+def test_run_id_ignores_fields_left_at_their_defaults():
+    cfg = override(RunConfig(), {"subset_size": 500})
+    assert identity(cfg) == {"data.subset_size": 500}
+    explicit = override(cfg, {"train.lr": RunConfig().train.lr})  # set, but to the default
+    assert run_id(explicit) == run_id(cfg)
+
+
+def test_run_id_is_that_of_the_canonical_config():
+    a = override(RunConfig(), {"mode": "scratch", "pretrained": "pre:subset_size=1"})
+    b = override(RunConfig(), {"mode": "scratch"})
+    assert run_id(a) == run_id(b)
+    assert canonical(a) == b

@@ -1,0 +1,69 @@
+"""Every experiment and sweep file of the studies loads and expands (dry run)."""
+
+from pathlib import Path
+
+import pytest
+from conftest import REPO, scaling_cmd
+
+from scaling.config import RunConfig
+from scaling.sweep import PROFILES, expand, load_experiment, load_sweep
+
+EXPERIMENTS = sorted(p.stem for p in (REPO / "experiments").glob("*.py"))
+SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.py"))
+
+
+def test_the_studies_are_all_there():
+    assert {
+        "demo",
+        "code15",
+        "code2",
+        "code2_open",
+        "ladder",
+        "transfer_ptbxl",
+        "transfer_cpsc",
+    } <= set(SWEEPS)
+    assert set(SWEEPS) <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_loads(name):
+    cfg = load_experiment(name)
+    assert isinstance(cfg, RunConfig) and cfg.name == name
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_sweep_expands_with_every_profile(name):
+    sweep = load_sweep(name)
+    runs = expand(sweep)
+    assert runs and len({r.run_id for r in runs}) == len(runs)
+    for profile in sweep.profiles:
+        expand(sweep.__class__(**{**sweep.__dict__, "profile": profile}))
+    if name != "demo":
+        assert set(PROFILES) <= set(sweep.profiles)  # one CPU machine, 8-GPU node, TPU VM
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_sweep_dry_run(name, tmp_path: Path):
+    proc = scaling_cmd("sweep", name, "--store", str(tmp_path), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    n = len(expand(load_sweep(name)))
+    assert f"{n} runs" in proc.stdout and f"to run: {n} of {n}" in proc.stdout
+
+
+def test_code2_study_is_the_papers_setting():
+    cfg = load_experiment("code2")
+    assert (cfg.data.sample_rate, cfg.data.length, len(cfg.data.leads)) == (400.0, 4096, 12)
+    assert cfg.data.classes == ()  # every class column of exams.csv: the 66 of CODE-II
+    assert cfg.data.test_path  # CODE-II-test when present
+    sizes = [r.config.data.subset_size for r in expand(load_sweep("code2"))]
+    assert min(s for s in sizes if s) == 1000 and 0 in sizes  # 1,000 exams to the whole pool
+    assert sizes.count(1000) > sizes.count(0)  # more seeds at the small sizes
+
+
+def test_transfer_study_grid():
+    runs = expand(load_sweep("transfer_ptbxl"))
+    shots = {r.config.data.shots for r in runs}
+    assert shots == {0, 1, 2, 5, 10, 20, 50, 100}
+    assert {r.config.transfer.mode for r in runs} == {"finetune", "linear_probe", "scratch"}
+    scratch = [r for r in runs if r.config.transfer.mode == "scratch"]
+    assert all(r.config.transfer.pretrained == "" for r in scratch)  # one baseline per k/seed
