@@ -22,8 +22,6 @@ from scaling.laws import LawError
 from scaling.plots import DPI  # importing scaling.plots also selects matplotlib's Agg backend
 from scaling.results import collect, to_markdown
 
-WHOLE_POOL = 0  # subset_size 0 means "the whole training pool"
-
 
 class AnalysisError(ValueError):
     """The store lacks what an analysis needs; the message says what and where."""
@@ -91,14 +89,6 @@ def finished_table(store_path: Path, sweep: str | None, *, one_sweep: bool = Tru
     if one_sweep and sweep is None and len(sweeps) > 1:
         raise AnalysisError(f"{where} has finished runs of several sweeps {sweeps}: pick --sweep")
     return finished.reset_index(drop=True)
-
-
-def whole_pool_as_size(table: pd.DataFrame) -> pd.DataFrame:
-    """subset_size 0 (the whole pool) replaced by the run's `train_exams`, so laws can use it."""
-    whole = table["subset_size"] == WHOLE_POOL
-    if not whole.any():
-        return table
-    return table.assign(subset_size=table["subset_size"].where(~whole, table["train_exams"]))
 
 
 # ---------------------------------------------------------------------------

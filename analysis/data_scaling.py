@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def analyse(args: argparse.Namespace) -> list[Path]:
-    table = common.whole_pool_as_size(common.finished_table(args.store, args.sweep))
+    table = common.finished_table(args.store, args.sweep)
     fits, failures = [], []
     for metric in args.metrics:
         for cls in ("all",) if metric in LOSSES else ("micro", "macro"):

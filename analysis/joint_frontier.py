@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def analyse(args: argparse.Namespace) -> list[Path]:
-    table = common.whole_pool_as_size(common.finished_table(args.store, args.sweep))
+    table = common.finished_table(args.store, args.sweep)
     varied = {x: sorted(table[x].dropna().unique().tolist()) for x in X}
     if any(len(values) < 2 for values in varied.values()):
         raise common.AnalysisError(

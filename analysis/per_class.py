@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def analyse(args: argparse.Namespace) -> list[Path]:
-    table = common.whole_pool_as_size(common.finished_table(args.store, args.sweep))
+    table = common.finished_table(args.store, args.sweep)
     options = {"metric": args.metric, "split": args.split, "form": args.form}
     fits = per_class_fits(table, **options, n_bootstrap=args.bootstrap, seed=args.seed)
     summary = per_class_laws(table, **options, min_positives=args.min_positives, fits=fits)

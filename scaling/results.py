@@ -1,8 +1,9 @@
 """The tidy results table: one row per run × split × class × metric.
 
 Each row carries the run's flattened config (`subset_size`, seeds, model shape, ...)
-and its measurements (parameters, FLOPs, examples seen, wall time, device). This
-table is the only input of the law fitter, the plots and the report.
+and its measurements (parameters, FLOPs, examples seen, wall time, device). A finished
+run on the whole pool (`subset_size` 0) is listed at the pool's size. This table is the
+only input of the law fitter, the plots and the report.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def collect(store_path: str | os.PathLike, sweep: str | None = None) -> pd.DataF
         if state.status == store.FINISHED:
             result = store.read_json(state.path / "result.json")
             cols.update({k: result.get(k) for k in MEASUREMENTS})
+            if cols.get("subset_size") == 0:  # the whole pool: its size, so laws can use it
+                cols["subset_size"] = result["train_exams"]
             records.extend({**cols, **row} for row in _metric_rows(result))
         else:
             records.append({**cols, **dict.fromkeys(ROW_COLUMNS, math.nan)})
