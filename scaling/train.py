@@ -6,11 +6,14 @@ The config is unpacked once here; the functions below take plain arguments.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import socket
 import time
+import traceback
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -151,8 +154,6 @@ def train_and_evaluate(config: RunConfig, run_dir: str | os.PathLike) -> dict[st
             store.write_failure(path, store.DIVERGED, str(e), step=e.step)
             raise
         except Exception as e:
-            import traceback
-
             store.write_failure(
                 path, store.FAILED, f"{type(e).__name__}: {e}", traceback=traceback.format_exc()
             )
@@ -161,21 +162,25 @@ def train_and_evaluate(config: RunConfig, run_dir: str | os.PathLike) -> dict[st
         return result
 
 
-class _run_log:
-    """Copy this package's log records into the run's train.log while it trains."""
-
-    def __init__(self, path: epath.Path) -> None:
-        self.handler = logging.FileHandler(os.fspath(path / "train.log"))
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-
-    def __enter__(self) -> None:
-        root = logging.getLogger("scaling")
-        root.addHandler(self.handler)
-        root.setLevel(logging.INFO)
-
-    def __exit__(self, *exc: object) -> None:
-        logging.getLogger("scaling").removeHandler(self.handler)
-        self.handler.close()
+@contextlib.contextmanager
+def _run_log(path: epath.Path) -> Iterator[None]:
+    """This package's log records and Python warnings go to the run's train.log meanwhile."""
+    handler = logging.FileHandler(os.fspath(path / "train.log"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    loggers = [logging.getLogger("scaling"), logging.getLogger("py.warnings")]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        for logger in loggers:
+            logger.removeHandler(handler)
+            logger.propagate = True
+        handler.close()
 
 
 def _train_and_evaluate(config: RunConfig, path: epath.Path) -> dict[str, Any]:
@@ -339,8 +344,7 @@ def _check_finite(losses: list[tuple[int, jax.Array]]) -> float:
 
 
 def _macro_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    import warnings
-
+    """Validation macro AUROC for progress and early stopping (undefined classes skipped)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report = classification_report(labels, scores, [str(i) for i in range(labels.shape[1])])
