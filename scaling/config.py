@@ -204,6 +204,29 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"config key '{key}' has unsupported type {tp}")
 
 
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.kind": ("code", "ptbxl", "cpsc"),
+    "data.nan_policy": ("fail", "exclude"),
+    "train.optimizer": ("adam", "adamw"),
+    "train.schedule": ("plateau", "cosine", "constant"),
+    "train.early_stopping_metric": ("val_loss", "val_macro_auroc"),
+    "train.dtype": ("float32", "bfloat16"),
+    "eval.thresholds": ("val", "f1"),
+    "transfer.mode": ("none", "finetune", "linear_probe", "scratch"),
+}
+"""The values a string field may take."""
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """`cfg` itself, or a `ConfigError` naming the first field with a value it cannot take."""
+    for path, allowed in CHOICES.items():
+        if (value := get_value(cfg, path)) not in allowed:
+            raise ConfigError(
+                f"config key '{path}' must be one of {', '.join(allowed)}; got {value!r}"
+            )
+    return cfg
+
+
 def get_value(cfg: RunConfig, key: str) -> Any:
     obj: Any = cfg
     for part in resolve_key(key).split("."):
@@ -222,7 +245,7 @@ def override(cfg: RunConfig, updates: dict[str, Any]) -> RunConfig:
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
-    return _replace_nested(cfg, nested)
+    return validate(_replace_nested(cfg, nested))
 
 
 def _replace_nested(obj: Any, nested: dict[str, Any]) -> Any:

@@ -25,7 +25,7 @@ from etils import epath
 
 from scaling import store
 from scaling.checkpoint import Checkpoints
-from scaling.config import RunConfig, TrainConfig, run_id
+from scaling.config import RunConfig, TrainConfig, run_id, validate
 from scaling.data import Splits, iterate_batches, prepare_splits, train_stream
 from scaling.metrics import bce_loss, best_f1_thresholds, bootstrap, classification_report
 from scaling.models import ResNet1D, forward_flops, init_model, param_count
@@ -144,6 +144,7 @@ def train_and_evaluate(config: RunConfig, run_dir: str | os.PathLike) -> dict[st
     from its last checkpoint. Divergence is recorded in failure.json and raised.
     """
     path = epath.Path(run_dir)
+    validate(config)
     store.init_run(path, config)
     if (path / "result.json").exists():
         return store.read_json(path / "result.json")

@@ -14,6 +14,7 @@ from scaling.config import (
     resolve_key,
     run_id,
     to_dict,
+    validate,
 )
 
 
@@ -92,3 +93,10 @@ def test_run_id_is_that_of_the_canonical_config():
     b = override(RunConfig(), {"mode": "scratch"})
     assert run_id(a) == run_id(b)
     assert canonical(a) == b
+
+
+def test_string_fields_take_only_their_choices():
+    with pytest.raises(ConfigError, match=r"'transfer\.mode' must be one of"):
+        override(RunConfig(), {"mode": "finetuning"})
+    with pytest.raises(ConfigError, match=r"'data\.kind' must be one of code, ptbxl, cpsc"):
+        validate(RunConfig(data=RunConfig().data.__class__(kind="mitbih")))

@@ -12,7 +12,7 @@ from conftest import REPO, tiny_config
 from etils import epath
 
 from scaling import store
-from scaling.config import TrainConfig, override, to_dict
+from scaling.config import ConfigError, TrainConfig, override, to_dict
 from scaling.train import Diverged, InjectedFailure, resolve_schedule, train_and_evaluate
 
 MEASURED = ("wall_time_s", "train_time_s", "examples_per_s", "host")
@@ -171,3 +171,11 @@ def test_schedule_resolution():
     assert (s.total_steps, s.eval_every) == (20, 5)
     with pytest.raises(ValueError, match=r"max_epochs or train\.max_steps"):
         resolve_schedule(1000, TrainConfig())
+
+
+def test_bfloat16_compute_option_trains(code_data, tmp_path):
+    cfg = tiny_config(code_data, dtype="bfloat16")
+    result = train_and_evaluate(cfg, tmp_path / "bf16")
+    assert result["status"] == "finished" and result["loss"]["test"] < 1.0
+    with pytest.raises(ConfigError, match=r"'train\.dtype' must be one of float32, bfloat16"):
+        tiny_config(code_data, dtype="float16")
