@@ -31,11 +31,22 @@ def pretrained(code_data, tmp_path_factory):
 def target(shared_data, kind, **overrides):
     base = tiny_config("", **SIGNAL)
     data = {
-        "cpsc": {"kind": "cpsc", "data.path": str(shared_data / "cpsc_sample" / "records"),
-                 "classes": ",".join(CPSC_CLASSES), "val_fraction": 0.25, "test_fraction": 0.3},
-        "ptbxl": {"kind": "ptbxl", "data.path": str(shared_data / "ptbxl_sample"),
-                  "ptbxl_records": 100, "given_split": False, "classes": "NORM,MI,STTC,CD,HYP",
-                  "val_fraction": 0.2, "test_fraction": 0.3},
+        "cpsc": {
+            "kind": "cpsc",
+            "data.path": str(shared_data / "cpsc_sample" / "records"),
+            "classes": ",".join(CPSC_CLASSES),
+            "val_fraction": 0.25,
+            "test_fraction": 0.3,
+        },
+        "ptbxl": {
+            "kind": "ptbxl",
+            "data.path": str(shared_data / "ptbxl_sample"),
+            "ptbxl_records": 100,
+            "given_split": False,
+            "classes": "NORM,MI,STTC,CD,HYP",
+            "val_fraction": 0.2,
+            "test_fraction": 0.3,
+        },
     }[kind]
     return override(base, {**data, "pretrained": "pre:subset_size=240", **overrides})
 
