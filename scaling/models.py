@@ -293,6 +293,11 @@ def ladder_config(name: str, base: ModelConfig | None = None) -> ModelConfig:
 # Construction
 
 
+# The init program runs once, so XLA's backend optimisations are not worth their compile time
+# (full net on CPU: about 4.5 s to compile at the default level, 1.2 s at level 0).
+_FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
 @functools.cache
 def _initializer(
     cfg: ModelConfig, n_leads: int, n_classes: int, length: int, dtype: jnp.dtype
@@ -304,12 +309,8 @@ def _initializer(
         return ResNet1D(cfg, **shape, dtype=dtype, rngs=nnx.Rngs(key))
 
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: build(jax.random.key(0))))
-    # The init program runs once, so XLA's backend optimisations are not worth their compile time.
     init = jax.jit(lambda key: nnx.state(build(key)), compiler_options=_FAST_COMPILE)
     return graphdef, init
-
-
-_FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
 def init_model(
@@ -332,5 +333,18 @@ def init_model(
 
 
 def cpu_xla_flags() -> str:
-    """XLA_FLAGS that make training fastest on CPU (measured by benchmarks/train.py)."""
+    """XLA_FLAGS for training on CPU; set them before JAX starts its backend.
+
+    Empty: on the 2-core AMD EPYC (Zen 4) dev machine, with jax 0.10.2, no flag beat XLA's
+    defaults beyond the run-to-run noise (±10-20% on a shared machine) in interleaved A/B runs
+    of the full train step (benchmarks/train.py; see its figures). Tried:
+    `--xla_cpu_multi_thread_eigen=false` (no change: the thunk runtime still runs convolutions
+    on all cores), `--xla_cpu_enable_fast_math=true` (within noise, and it drops NaN/Inf
+    semantics), `--xla_cpu_use_fusion_emitters=false`, `--xla_cpu_prefer_vector_width=512`,
+    `--xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY` (fuses nothing
+    in this model), `--xla_cpu_experimental_ynn_fusion_type=...` (1-D convolutions are not
+    offloaded), `--xla_cpu_use_onednn=true` (this jaxlib has no oneDNN), NCW layouts and 2-D
+    convolutions (slower: XLA transposes to NWC). `--xla_cpu_use_thunk_runtime` no longer
+    exists. What did help is in the model itself: `strided_conv` and `max_pool`.
+    """
     return ""
