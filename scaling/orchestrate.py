@@ -134,7 +134,7 @@ def run_sweep(
             todo.append((run, path))
     reporter = Reporter(every=report_every)
     if not todo:
-        reporter.maybe(f"sweep {sweep.name}: all {len(runs)} runs already finished", force=True)
+        reporter.show(f"sweep {sweep.name}: all {len(runs)} runs already finished")
         return summary
 
     connect(
@@ -154,6 +154,7 @@ def run_sweep(
             retry_exceptions=False,
         )
         limit = max_concurrent or len(todo)
+        concurrency = min(limit, _cluster_slots(resources))
         started = time.monotonic()
         queue = list(todo)
         in_flight: dict[Any, str] = {}
@@ -167,17 +168,16 @@ def run_sweep(
                 for ref in done:
                     rid = in_flight.pop(ref)
                     _collect(ref, rid, root / sweep.name / rid, summary, durations)
-                concurrency = min(limit, _cluster_slots(resources))
-                reporter.maybe(
-                    summarize(
-                        store.scan(store_path, sweep.name),
-                        planned=len(runs),
-                        elapsed=time.monotonic() - started,
-                        concurrency=concurrency,
-                        mean_run_s=statistics.mean(durations) if durations else None,
-                    ),
-                    force=not (queue or in_flight),
-                )
+                if reporter.due(force=not (queue or in_flight)):
+                    reporter.show(
+                        summarize(
+                            store.scan(store_path, sweep.name),
+                            planned=len(runs),
+                            elapsed=time.monotonic() - started,
+                            concurrency=concurrency,
+                            mean_run_s=statistics.mean(durations) if durations else None,
+                        )
+                    )
         except KeyboardInterrupt:
             for ref in in_flight:
                 ray.cancel(ref, force=True)

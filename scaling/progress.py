@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import TextIO
 
 from scaling import store
 from scaling.store import RunState
@@ -62,14 +64,19 @@ def summarize(
 
 
 class Reporter:
-    """Prints the status block every `every` seconds (and once at the end)."""
+    """Shows the status block every `every` seconds (and when forced, e.g. at the end)."""
 
-    def __init__(self, every: float = 10.0, stream=sys.stderr) -> None:
+    def __init__(self, every: float = 10.0, stream: TextIO = sys.stderr) -> None:
         self.every, self.stream = every, stream
-        self.last = 0.0
+        self.last = -math.inf
 
-    def maybe(self, text: str, *, force: bool = False) -> None:
+    def due(self, *, force: bool = False) -> bool:
+        """Whether a block should be shown now (so the caller builds it only then)."""
         now = time.monotonic()
         if force or now - self.last >= self.every:
             self.last = now
-            print(text, file=self.stream, flush=True)
+            return True
+        return False
+
+    def show(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
