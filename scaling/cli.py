@@ -94,7 +94,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         address=args.address,
         max_concurrent=args.max_concurrent,
         num_cpus=args.num_cpus,
-        compile_cache=_compile_cache(),
+        compile_cache=args.compile_cache,
     )
     print(
         f"sweep {sweep.name}: {len(summary.finished)}/{len(runs)} finished "
@@ -109,9 +109,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if summary.ok else EXIT_FAILED_RUNS
 
 
-def _compile_cache() -> str | None:
-    """JAX's own variable, when set, picks the compilation cache shared by all workers."""
-    return os.environ.get("JAX_COMPILATION_CACHE_DIR")
+def _compile_cache_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--compile-cache",
+        default=os.environ.get("JAX_COMPILATION_CACHE_DIR"),
+        help="JAX compilation cache shared by all workers (default: $JAX_COMPILATION_CACHE_DIR, "
+        "else <store>/.jax_cache)",
+    )
 
 
 def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | None) -> str:
@@ -275,6 +279,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     extra = [f"--set={s}" for s in args.set or []] + [f"--axis={a}" for a in args.axis or []]
     if args.profile:
         extra.append(f"--profile={args.profile}")
+    if args.compile_cache:
+        extra.append(f"--compile-cache={args.compile_cache}")
     job_id = submit(args.sweep, address=args.address, store_path=args.store, extra_args=extra)
     print(f"submitted job {job_id} to {args.address}")
     print(f"follow it:  ray job logs --address {args.address} --follow {job_id}")
@@ -317,6 +323,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         axis=_axes(args.axis or []),
         overrides=parse_overrides(args.set or []),
         num_cpus=args.num_cpus,
+        compile_cache=args.compile_cache,
     )
 
 
@@ -340,6 +347,7 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
         help="replace the values of one sweep axis (repeatable)",
     )
     p.add_argument("--profile", help="resource profile of the sweep (e.g. cpu, gpu8, tpu)")
+    _compile_cache_arg(p)
 
 
 def _fit_args(p: argparse.ArgumentParser, *, target: bool = True) -> None:
@@ -373,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    _compile_cache_arg(p)
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("run", help="train and evaluate one experiment in this process")

@@ -261,7 +261,7 @@ def submit(
         entrypoint=entrypoint,
         runtime_env={
             "working_dir": os.fspath(working_dir),
-            "excludes": [".git", "store", "demo_out", "*.hdf5", "**/__pycache__"],
+            "excludes": ["/.git", "/store", "/demo_out", "/data", "*.hdf5", "**/__pycache__"],
         },
     )
 

@@ -54,20 +54,23 @@ class Steps:
     def shard(self, batch: np.ndarray) -> jax.Array:
         return jax.device_put(batch, NamedSharding(self.mesh, P("data")))
 
-    def _padded(self, fn: Callable, state: TrainState, x: np.ndarray) -> np.ndarray:
-        """Apply `fn` to a batch padded to a multiple of the device count (one shape per size)."""
+    def _padded(self, fn: Callable, state: TrainState, x: np.ndarray, size: int) -> np.ndarray:
+        """Apply `fn` to `x` zero-padded to `size` rows (rounded up to the device count), so
+        that every batch of an evaluation pass, the short last one too, has one shape."""
         n = len(x)
-        pad = (-n) % self.mesh.size
-        if pad:
-            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+        size = max(size, n)
+        size += (-size) % self.mesh.size
+        if size > n:
+            x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
         return np.asarray(fn(state, self.shard(x)))[:n]
 
-    def predict(self, state: TrainState, x: np.ndarray) -> np.ndarray:
-        """Sigmoid scores (eval mode) as float64 numpy."""
-        return self._padded(self.predict_fn, state, x).astype(np.float64)
+    def predict(self, state: TrainState, x: np.ndarray, size: int = 0) -> np.ndarray:
+        """Sigmoid scores (eval mode) as float64 numpy; `size` as in `_padded`."""
+        return self._padded(self.predict_fn, state, x, size).astype(np.float64)
 
-    def features(self, state: TrainState, x: np.ndarray) -> np.ndarray:
-        return self._padded(self.features_fn, state, x)
+    def features(self, state: TrainState, x: np.ndarray, size: int = 0) -> np.ndarray:
+        """Penultimate features (eval mode); `size` as in `_padded`."""
+        return self._padded(self.features_fn, state, x, size)
 
 
 def make_steps(model: nnx.Module, *, optimizer: str, weight_decay: float) -> Steps:

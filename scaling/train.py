@@ -276,7 +276,7 @@ def _train_and_evaluate(config: RunConfig, path: epath.Path) -> dict[str, Any]:
             elif step > start_step + 1:
                 train_time += time.time() - tick
         ckpts.save(step, state, {"step": step, "controller": controller.state()})
-        best = ckpts.restore_best(state) if controller.best_step >= 0 else state
+        best = state if controller.best_step in (-1, step) else ckpts.restore_best(state)
     finally:
         stream.close()
         ckpts.close()
@@ -370,7 +370,7 @@ def _predict(
     """Sigmoid scores and labels of a whole split, in order."""
     scores, labels = [], []
     for x, y in _batches(splits, split, d, batch_size):
-        scores.append(steps.predict(state, x))
+        scores.append(steps.predict(state, x, batch_size))
         labels.append(y)
     return np.concatenate(scores), np.concatenate(labels)
 

@@ -120,7 +120,9 @@ def probe_data(
     state = steps.init(model)
     parts = [splits.train, splits.val, splits.test]
     features = [
-        np.concatenate([steps.features(state, x) for x, _ in iterate_batches(p, d, batch_size)])
+        np.concatenate(
+            [steps.features(state, x, batch_size) for x, _ in iterate_batches(p, d, batch_size)]
+        )
         for p in parts
     ]
     sizes = np.cumsum([0] + [len(p) for p in parts])

@@ -11,6 +11,7 @@ from conftest import scaling_cmd
 from scaling import store
 
 SMALL = ["--exams", "1500", "--patients", "1000", "--axis", "subset_size=40,100,250,600"]
+SMALL += ["--set", "max_steps=250"]
 
 
 @pytest.fixture(scope="module")
