@@ -173,7 +173,7 @@ def expand(
 
 
 def replace_axes(sweep: Sweep, values: dict[str, list[Any]]) -> Sweep:
-    """A copy of `sweep` with the values of some single-key axes replaced."""
+    """A copy of `sweep` with the values of some axes replaced (a zipped axis: all its keys)."""
     if not values:
         return sweep
     wanted = {resolve_key(k): v for k, v in values.items()}
@@ -181,8 +181,10 @@ def replace_axes(sweep: Sweep, values: dict[str, list[Any]]) -> Sweep:
     for axis in sweep.axes:
         keys = {resolve_key(k) for k in axis}
         hits = {k: v for k, v in wanted.items() if k in keys}
-        if hits and len(axis) > 1:
-            raise SweepError(f"cannot replace the zipped axis {list(axis)} of sweep '{sweep.name}'")
+        if hits and set(hits) != keys:
+            raise SweepError(
+                f"axis {list(axis)} of sweep '{sweep.name}' is zipped: give all of its keys"
+            )
         axes.append(hits or axis)
         for k in hits:
             del wanted[k]

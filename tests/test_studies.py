@@ -1,7 +1,10 @@
 """Every experiment and sweep file of the studies loads and expands (dry run)."""
 
+import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import REPO, scaling_cmd
 
@@ -67,3 +70,86 @@ def test_transfer_study_grid():
     assert {r.config.transfer.mode for r in runs} == {"finetune", "linear_probe", "scratch"}
     scratch = [r for r in runs if r.config.transfer.mode == "scratch"]
     assert all(r.config.transfer.pretrained == "" for r in scratch)  # one baseline per k/seed
+
+
+TINY_MODEL = ["--set=stem_filters=8", "--set=filters=8,12,16,20", "--set=kernel_size=7"]
+SHORT = [
+    "--set=sample_rate=400",
+    "--set=length=1024",
+    "--set=train.batch_size=16",
+    "--set=max_steps=20",
+    "--set=eval_every=10",
+    "--set=bootstrap=20",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_transfer_study_end_to_end_on_the_real_cpsc_sample(
+    ray_head, code_data, shared_data, tmp_path
+):
+    """code15 pretraining (tiny) -> transfer_cpsc on the real sample -> analysis/transfer.py."""
+    address, _ = ray_head
+    st = str(tmp_path / "store")
+    pre = scaling_cmd(
+        "sweep",
+        "code15",
+        "--store",
+        st,
+        "--address",
+        address,
+        "--profile",
+        "cpu",
+        "--axis",
+        "subset_size=80,240",
+        "--axis",
+        "data_seed=0,0",
+        "--axis",
+        "init_seed=0,0",
+        f"--set=data.path={code_data}",
+        "--set=val_fraction=0.2",
+        "--set=test_fraction=0.2",
+        *TINY_MODEL,
+        *SHORT,
+    )
+    assert pre.returncode == 0, pre.stdout + pre.stderr
+    transfer = scaling_cmd(
+        "sweep",
+        "transfer_cpsc",
+        "--store",
+        st,
+        "--address",
+        address,
+        "--profile",
+        "cpu",
+        "--axis",
+        "pretrained=code15:subset_size=240",
+        "--axis",
+        "shots=2,0",
+        "--axis",
+        "data_seed=0",
+        f"--set=data.path={shared_data / 'cpsc_sample' / 'records'}",
+        *TINY_MODEL,
+        *SHORT,
+    )
+    assert transfer.returncode == 0, transfer.stdout + transfer.stderr
+    assert "6/6 finished" in transfer.stdout  # 2 shots x (finetune, probe) + 2 scratch baselines
+    out = tmp_path / "analysis"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "analysis" / "transfer.py"),
+            st,
+            "--out",
+            str(out),
+            "--sweep",
+            "transfer_cpsc",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = pd.read_csv(next(out.glob("transfer*.csv")))
+    assert set(table["mode"]) == {"finetune", "linear_probe", "scratch"}
+    assert set(table["shots"]) == {0, 2}

@@ -59,6 +59,13 @@ def test_replace_axes():
     assert [r.config.data.subset_size for r in expand(sweep, base=RunConfig())] == [5, 6, 7]
     with pytest.raises(SweepError, match="not an axis"):
         replace_axes(sweep, {"init_seed": [1]})
+    zipped = _sweep(axes=({"data_seed": [0, 1], "init_seed": [0, 1]},))
+    with pytest.raises(SweepError, match="zipped: give all of its keys"):
+        replace_axes(zipped, {"data_seed": [3]})
+    runs = expand(
+        replace_axes(zipped, {"data_seed": [3, 4], "init_seed": [5, 6]}), base=RunConfig()
+    )
+    assert [(r.config.data.data_seed, r.config.train.init_seed) for r in runs] == [(3, 5), (4, 6)]
 
 
 def test_sweep_file_with_syntax_error_names_file_and_line(tmp_path):
