@@ -110,20 +110,24 @@ def _import(path: Path, export: str) -> Any:
         raise SweepError(f"{path}: {e}") from e
 
 
+def _load(kind: str, name: str, export: str, expected: type) -> Any:
+    path = find_file(kind, name)
+    value = _import(path, export)
+    if not isinstance(value, expected):
+        raise SweepError(
+            f"{path}: {export}() returned {type(value).__name__}, not {expected.__name__}"
+        )
+    return value
+
+
 def load_experiment(name: str) -> RunConfig:
-    path = find_file("experiments", name)
-    cfg = _import(path, "get_config")
-    if not isinstance(cfg, RunConfig):
-        raise SweepError(f"{path}: get_config() returned {type(cfg).__name__}, not RunConfig")
-    return cfg
+    """`get_config()` of `experiments/<name>.py` (or of a path to such a file)."""
+    return _load("experiments", name, "get_config", RunConfig)
 
 
 def load_sweep(name: str) -> Sweep:
-    path = find_file("sweeps", name)
-    sweep = _import(path, "get_sweep")
-    if not isinstance(sweep, Sweep):
-        raise SweepError(f"{path}: get_sweep() returned {type(sweep).__name__}, not Sweep")
-    return sweep
+    """`get_sweep()` of `sweeps/<name>.py` (or of a path to such a file)."""
+    return _load("sweeps", name, "get_sweep", Sweep)
 
 
 def _points(sweep: Sweep) -> list[dict[str, Any]]:

@@ -45,6 +45,22 @@ def write_sweep(tmp_path, name, sizes, data, cpus=1, gpus=0, **fixed):
     return path
 
 
+def sweep_command(sweep, store_path, address, *extra):
+    """The `scaling sweep` command line of a sweep file, for a process the test controls."""
+    return [
+        sys.executable,
+        "-m",
+        "scaling.cli",
+        "sweep",
+        str(sweep),
+        "--store",
+        str(store_path),
+        "--address",
+        address,
+        *extra,
+    ]
+
+
 def trainings(store_path, sweep):
     return {s.run_id: store.count_trainings(s.path) for s in store.scan(store_path, sweep)}
 
@@ -97,17 +113,7 @@ def test_killed_worker_is_retried_and_resumes(ray_head, code_data, tmp_path):
     )
     st = tmp_path / "store"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scaling.cli",
-            "sweep",
-            str(sweep),
-            "--store",
-            str(st),
-            "--address",
-            address,
-        ],
+        sweep_command(sweep, st, address),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -143,19 +149,7 @@ def test_killed_driver_then_relaunch_completes_without_retraining(ray_head, code
     address, _ = ray_head
     sweep = write_sweep(tmp_path, "driver", [40, 60, 80, 100, 120, 140], code_data)
     st = tmp_path / "store"
-    args = [
-        sys.executable,
-        "-m",
-        "scaling.cli",
-        "sweep",
-        str(sweep),
-        "--store",
-        str(st),
-        "--address",
-        address,
-        "--max-concurrent",
-        "1",
-    ]
+    args = sweep_command(sweep, st, address, "--max-concurrent", "1")
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not list((st / "driver").glob("*/result.json")) and time.monotonic() < deadline:
@@ -175,17 +169,7 @@ def test_two_concurrent_invocations_train_each_run_once(ray_head, code_data, tmp
     address, _ = ray_head
     sweep = write_sweep(tmp_path, "twice", [40, 70, 100], code_data)
     st = tmp_path / "store"
-    args = [
-        sys.executable,
-        "-m",
-        "scaling.cli",
-        "sweep",
-        str(sweep),
-        "--store",
-        str(st),
-        "--address",
-        address,
-    ]
+    args = sweep_command(sweep, st, address)
     procs = [
         subprocess.Popen(
             args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
