@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from scaling import plots
-from scaling.laws import LawError, MetricFit, asymptote, fit_metric, from_error, to_metric
-from scaling.laws.table import LOSSES
+from scaling.laws import MetricFit, asymptote, from_error, to_metric
+from scaling.laws.table import fit_summaries
 
 METRICS = ("auroc", "auprc", "f1", "loss")
 EXTRAPOLATE = 10.0  # the law table's prediction is at this multiple of the largest subset_size
@@ -43,23 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def analyse(args: argparse.Namespace) -> list[Path]:
     table = common.finished_table(args.store, args.sweep)
-    fits, failures = [], []
-    for metric in args.metrics:
-        for cls in ("all",) if metric in LOSSES else ("micro", "macro"):
-            try:
-                fits.append(
-                    fit_metric(
-                        table,
-                        metric=metric,
-                        cls=cls,
-                        split=args.split,
-                        form=args.form,
-                        n_bootstrap=args.bootstrap,
-                        seed=args.seed,
-                    )
-                )
-            except LawError as e:
-                failures.append({"metric": metric, "class": cls, "note": str(e)})
+    fits, errors = fit_summaries(
+        table,
+        args.metrics,
+        split=args.split,
+        form=args.form,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+    )
+    failures = [{"metric": m, "class": c, "note": str(e)} for m, c, e in errors]
     if not fits:
         reasons = "; ".join(f"{f['metric']} ({f['class']}): {f['note']}" for f in failures)
         raise common.AnalysisError(f"no law could be fitted: {reasons}")

@@ -33,7 +33,7 @@ from scaling.laws import (
     per_class_laws,
     to_metric,
 )
-from scaling.laws.table import LOSSES
+from scaling.laws.table import fit_summaries, summary_classes
 from scaling.results import MEASUREMENTS, ROW_COLUMNS
 
 TIDY_COLUMNS = ("run_id", "sweep", "status", "experiment", *ROW_COLUMNS)
@@ -176,22 +176,8 @@ def _fit_metrics(table, metrics, split, form, n_bootstrap, warnings) -> list[Met
     if not (table["status"] == "finished").any():
         warnings.append("no run has finished: there is nothing to fit yet")
         return []
-    fits = []
-    for metric in metrics:
-        for cls in _classes(metric):
-            try:
-                fits.append(
-                    fit_metric(
-                        table,
-                        metric=metric,
-                        cls=cls,
-                        split=split,
-                        form=form,
-                        n_bootstrap=n_bootstrap,
-                    )
-                )
-            except LawError as e:
-                warnings.append(f"no law for {metric} ({cls}): {e}")
+    fits, failures = fit_summaries(table, metrics, split=split, form=form, n_bootstrap=n_bootstrap)
+    warnings += [f"no law for {metric} ({cls}): {e}" for metric, cls, e in failures]
     for fit in fits:
         points = fit.points.sort_values("x")
         rises = np.flatnonzero(np.diff(points["mean"].to_numpy()) > 0)
@@ -231,11 +217,11 @@ def _laws(table, fits: list[MetricFit], metric: str, target, out_dir: Path) -> l
     png, _ = plots.plot_residuals(fits, out_dir / "residuals")
     blocks.append(Figure(png, "Log-space residuals of each law."))
     if target is not None:
-        headline = [f for f in fits if (f.metric, f.cls) == (metric, _classes(metric)[-1])]
+        headline = [f for f in fits if (f.metric, f.cls) == (metric, summary_classes(metric)[-1])]
         blocks.append(
             describe_target(table, headline[0], target)
             if headline
-            else f"Target {metric} {target:g}: no law for {metric} ({_classes(metric)[-1]})."
+            else f"Target {metric} {target:g}: no law for {metric} ({summary_classes(metric)[-1]})."
         )
     return blocks
 
@@ -258,7 +244,7 @@ def _selection(table, fits, metric: str, split: str, out_dir: Path, warnings) ->
             ["metric", "class", "form", "n_params", "rel_error", "aic", "bic", "chosen", "note"]
         ],
     ]
-    cls = _classes(metric)[-1]
+    cls = summary_classes(metric)[-1]
     compared = []
     for name in AUTO_FORMS:
         try:
@@ -307,7 +293,7 @@ def _joint(table, metric: str, split: str, n_bootstrap: int, out_dir: Path) -> l
         fit = fit_metric(
             table,
             metric=metric,
-            cls=_classes(metric)[-1],
+            cls=summary_classes(metric)[-1],
             split=split,
             x=JOINT_X,
             form="joint",
@@ -328,11 +314,6 @@ def _joint(table, metric: str, split: str, n_bootstrap: int, out_dir: Path) -> l
 
 # ---------------------------------------------------------------------------
 # Numbers
-
-
-def _classes(metric: str) -> tuple[str, ...]:
-    """The summary classes fitted for a metric; the headline one last."""
-    return ("all",) if metric in LOSSES else ("micro", "macro")
 
 
 def _metric_at(fit: MetricFit, x: float) -> tuple[float, tuple[float, float]]:

@@ -148,6 +148,26 @@ def fit_metric(
     return MetricFit(metric, cls, split, x if isinstance(x, str) else x_names, points, law)
 
 
+def summary_classes(metric: str) -> tuple[str, ...]:
+    """The summary rows fitted for a metric ("all" for the loss); the headline one last."""
+    return ("all",) if metric in LOSSES else ("micro", "macro")
+
+
+def fit_summaries(
+    table: pd.DataFrame, metrics: tuple[str, ...] | list[str], **options
+) -> tuple[list[MetricFit], list[tuple[str, str, LawError]]]:
+    """`fit_metric` for the summary rows of each metric: the fits, and (metric, class,
+    error) for every law that could not be fitted. `options` go to `fit_metric`."""
+    fits, failures = [], []
+    for metric in metrics:
+        for cls in summary_classes(metric):
+            try:
+                fits.append(fit_metric(table, metric=metric, cls=cls, **options))
+            except LawError as e:
+                failures.append((metric, cls, e))
+    return fits, failures
+
+
 def required_x(fit: MetricFit, target: float) -> tuple[float, tuple[float, float]] | str:
     """The x at which the law reaches `target` (in metric units, e.g. AUROC 0.95), with a 95% CI.
 
