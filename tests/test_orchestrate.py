@@ -213,3 +213,33 @@ def test_submit_to_a_cluster_as_a_job(ray_head, code_data, tmp_path):
     assert status.endswith("SUCCEEDED"), logs
     assert {s.status for s in store.scan(st, "job")} == {"finished"}
     assert len(store.scan(st, "job")) == 2
+
+
+def test_ctrl_c_cancels_runs_in_flight_and_the_store_stays_consistent(
+    ray_head, code_data, tmp_path
+):
+    address, _ = ray_head
+    sweep = write_sweep(
+        tmp_path, "interrupt", [80, 120], code_data, max_steps=300, early_stopping=0
+    )
+    st = tmp_path / "store"
+    proc = subprocess.Popen(
+        sweep_command(sweep, st, address),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not any(
+        len(store.read_metrics(epath.Path(p.parent))) >= 1 for p in st.glob("interrupt/*/lock")
+    ):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "interrupted: cancelled" in out
+    assert not list(st.glob("interrupt/*/result.json"))  # nothing partial reads as a result
+    again = scaling_cmd("sweep", str(sweep), "--store", str(st), "--address", address)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert {s.status for s in store.scan(st, "interrupt")} == {"finished"}
