@@ -22,16 +22,11 @@ class UsageError(ValueError):
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input: printed as one line, exit 2 (imported late: start-up)."""
     from scaling.data.dataset import DataError
+    from scaling.laws import LawError
 
-    errors: list[type[BaseException]] = [ConfigError, SweepError, DataError, UsageError]
-    try:
-        from scaling.laws import LawError
-
-        errors.append(LawError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (ConfigError, SweepError, DataError, UsageError, LawError)
 
 
 # ---------------------------------------------------------------------------

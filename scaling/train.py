@@ -185,7 +185,7 @@ def _run_log(path: epath.Path) -> Iterator[None]:
 
 
 def _train_and_evaluate(config: RunConfig, path: epath.Path) -> dict[str, Any]:
-    d, _m, t, e, tr = config.data, config.model, config.train, config.eval, config.transfer
+    d, t, e, tr = config.data, config.train, config.eval, config.transfer
     started = time.time()
     splits = prepare_splits(d)
     n_leads, n_classes = splits.n_leads, splits.n_classes
@@ -360,16 +360,12 @@ def _macro_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(report.loc["macro", "auroc"])
 
 
-def _batches(splits: Splits, split: str, d: Any, batch_size: int) -> Iterator[tuple]:
-    return iterate_batches(getattr(splits, split), d, batch_size)
-
-
 def _predict(
     steps: Any, state: TrainState, splits: Splits, split: str, d: Any, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sigmoid scores and labels of a whole split, in order."""
     scores, labels = [], []
-    for x, y in _batches(splits, split, d, batch_size):
+    for x, y in iterate_batches(getattr(splits, split), d, batch_size):
         scores.append(steps.predict(state, x, batch_size))
         labels.append(y)
     return np.concatenate(scores), np.concatenate(labels)

@@ -61,6 +61,17 @@ def sweep_command(sweep, store_path, address, *extra):
     ]
 
 
+def start_sweep(sweep, store_path, address, *extra) -> subprocess.Popen:
+    """`scaling sweep` in a process the test controls, its output captured as text."""
+    return subprocess.Popen(
+        sweep_command(sweep, store_path, address, *extra),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def trainings(store_path, sweep):
     return {s.run_id: store.count_trainings(s.path) for s in store.scan(store_path, sweep)}
 
@@ -112,13 +123,7 @@ def test_killed_worker_is_retried_and_resumes(ray_head, code_data, tmp_path):
         tmp_path, "crash", [120], code_data, max_steps=200, eval_every=10, early_stopping=0
     )
     st = tmp_path / "store"
-    proc = subprocess.Popen(
-        sweep_command(sweep, st, address),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_sweep(sweep, st, address)
     killed = _kill_worker_after_checkpoint(st / "crash", deadline=time.monotonic() + 240)
     out, _ = proc.communicate(timeout=600)
     assert killed, "no worker was seen mid-run"
@@ -169,13 +174,7 @@ def test_two_concurrent_invocations_train_each_run_once(ray_head, code_data, tmp
     address, _ = ray_head
     sweep = write_sweep(tmp_path, "twice", [40, 70, 100], code_data)
     st = tmp_path / "store"
-    args = sweep_command(sweep, st, address)
-    procs = [
-        subprocess.Popen(
-            args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for _ in range(2)
-    ]
+    procs = [start_sweep(sweep, st, address) for _ in range(2)]
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert trainings(st, "twice") == dict.fromkeys(trainings(st, "twice"), 1)
@@ -223,13 +222,7 @@ def test_ctrl_c_cancels_runs_in_flight_and_the_store_stays_consistent(
         tmp_path, "interrupt", [80, 120], code_data, max_steps=300, early_stopping=0
     )
     st = tmp_path / "store"
-    proc = subprocess.Popen(
-        sweep_command(sweep, st, address),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_sweep(sweep, st, address)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not any(
         len(store.read_metrics(epath.Path(p.parent))) >= 1 for p in st.glob("interrupt/*/lock")
