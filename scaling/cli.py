@@ -218,8 +218,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
     )
     print(laws.describe(fit))
     law = fit.law
-    print("extrapolation backtest (fit on the smaller sizes, predict the largest 2):")
-    print(laws.backtest(law.x, law.y, weights=law.weights).to_string(index=False))
+    result = law.selection or laws.backtest(law.x, law.y, weights=law.weights)
+    print("rolling-origin backtest (fit up to each cut-off, predict up to 10× beyond it):")
+    print(result.table.to_string(index=False))
+    errors = result.cutoffs.pivot(index="cutoff", columns="form", values="log_rmse")
+    print("log-RMSE per cut-off:")
+    print(errors[[f for f in result.table["form"] if f in errors]].to_string(float_format="%.3g"))
+    print(f"why: {result.reason}")
     if args.target is not None:
         print(laws.describe_target(table, fit, args.target))
     return 0
@@ -353,7 +358,10 @@ def _fit_args(p: argparse.ArgumentParser, *, target: bool = True) -> None:
         "--class", dest="cls", help="class name, micro or macro (default: macro; all for loss)"
     )
     p.add_argument(
-        "--form", default="saturating", choices=["power", "saturating", "broken", "auto"]
+        "--form",
+        default="saturating",
+        choices=["power", "saturating", "m1", "m2", "m3", "m4", "broken", "broken2", "auto"],
+        help="law form; auto: chosen by a rolling backtest (default: saturating)",
     )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
     if target:

@@ -227,22 +227,26 @@ def _laws(table, fits: list[MetricFit], metric: str, target, out_dir: Path) -> l
 
 
 def _selection(table, fits, metric: str, split: str, out_dir: Path, warnings) -> list[Block]:
-    tables = []
+    tables, reasons = [], []
     for fit in fits:
         try:
             result = backtest(fit.law.x, fit.law.y, AUTO_FORMS, weights=fit.law.weights)
         except LawError as e:
             warnings.append(f"no backtest for {fit.metric} ({fit.cls}): {e}")
             continue
-        tables.append(result.assign(metric=fit.metric, **{"class": fit.cls}))
+        tables.append(result.table.assign(metric=fit.metric, **{"class": fit.cls}))
+        reasons.append(f"{fit.metric} ({fit.cls}): {result.reason}.")
     if not tables:
         return ["No backtest was possible (see Warnings)."]
+    columns = ["form", "n_params", "log_rmse", "rel_error", "weight", "aic", "bic", "chosen"]
     blocks: list[Block] = [
-        "Each form is fitted without the 2 largest subset sizes and scored by its mean relative "
-        "error on them (lower is better); AIC and BIC are of the fit to all points.",
-        pd.concat(tables)[
-            ["metric", "class", "form", "n_params", "rel_error", "aic", "bic", "chosen", "note"]
-        ],
+        "Rolling-origin backtest: at several cut-offs each form is fitted to the subset sizes up "
+        "to the cut-off and predicts the larger ones up to 10× ahead; log_rmse is its error in "
+        "log space weighted towards the cut-off whose test spans the full 10× (lower is better), "
+        "rel_error the mean relative error, weight its share in the averaged model. AIC and BIC "
+        "are of the fit to all points.",
+        pd.concat(tables)[["metric", "class", *columns, "note"]],
+        reasons,
     ]
     cls = summary_classes(metric)[-1]
     compared = []

@@ -33,19 +33,40 @@ PLANTED = {
     "power": {"A": 2.0, "alpha": 0.3},
     "saturating": {"E": 0.05, "A": 2.0, "alpha": 0.35},
     "broken": {"E": 0.01, "A": 1.0, "alpha": 0.05, "beta": 0.6, "d": 3000.0, "f": 0.3},
+    "broken2": {
+        **{"E": 0.01, "A": 1.0, "alpha": 0.05, "beta": 0.4, "d": 1000.0, "f": 0.2},
+        **{"beta2": 0.5, "d2": 1e5, "f2": 0.2},
+    },
+    "m3": {"A": 2.0, "gamma": 1e-3, "alpha": 0.4},
+    "m4": {"E": 0.05, "B": 0.9, "A": 100.0, "alpha": 0.5, "kappa": 1.0},
 }
+PLANTED |= {"m1": PLANTED["power"], "m2": PLANTED["saturating"]}
+WIDE = {"broken": np.geomspace(100, 1e6, 30), "broken2": np.geomspace(100, 1e7, 40)}
 
 
 def law(form: str, params: dict[str, float], x: np.ndarray) -> np.ndarray:
     """The planted law, written out from its formula (independently of the fitter's code)."""
     p = params
-    if form == "power":
+    if form in ("power", "m1"):
         return p["A"] * x ** -p["alpha"]
-    if form == "saturating":
+    if form in ("saturating", "m2"):
         return p["E"] + p["A"] * x ** -p["alpha"]
-    if form == "broken":
+    if form in ("broken", "broken2"):
         bend = (1 + (x / p["d"]) ** (1 / p["f"])) ** (-p["beta"] * p["f"])
+        if form == "broken2":
+            bend *= (1 + (x / p["d2"]) ** (1 / p["f2"])) ** (-p["beta2"] * p["f2"])
         return p["E"] + p["A"] * x ** -p["alpha"] * bend
+    if form == "m3":
+        return p["A"] * (1 / x + p["gamma"]) ** p["alpha"]
+    if form == "m4":  # solve (y − E)/(E + B − y)^kappa = A·x^(−alpha) for y by bisection
+        low, high = np.full(x.shape, p["E"]), np.full(x.shape, p["E"] + p["B"])
+        for _ in range(200):
+            mid = (low + high) / 2
+            above = (mid - p["E"]) / (p["E"] + p["B"] - mid) ** p["kappa"] > p["A"] * x ** -p[
+                "alpha"
+            ]
+            low, high = np.where(above, low, mid), np.where(above, mid, high)
+        return (low + high) / 2
     n, d = x[:, 0], x[:, 1]
     return p["E"] + p["A"] * n ** -p["alpha"] + p["B"] * d ** -p["beta"]
 
@@ -79,10 +100,10 @@ def test_jacobian_matches_finite_differences(form):
 # Planted laws
 
 
-@pytest.mark.parametrize("form", ["power", "saturating", "broken"])
+@pytest.mark.parametrize("form", ["power", "saturating", "broken", "broken2", "m3", "m4"])
 def test_planted_law_recovered_within_its_cis(form):
     # one fixed data set per form; how often CIs cover the truth is the coverage test's job
-    x = np.geomspace(100, 1e6, 30) if form == "broken" else X
+    x = WIDE.get(form, X)
     truth = PLANTED[form]
     result = fit(x, noisy(law(form, truth, x), 0.01, seed=0), form, n_bootstrap=200, seed=0)
     assert result.form == form
@@ -185,19 +206,25 @@ def test_huber_loss_shrugs_off_an_outlier_that_moves_least_squares():
 def test_backtest_picks_the_true_form_on_clear_cases(truth, forms):
     x = np.geomspace(100, 1e6, 16)
     y = noisy(law(truth, PLANTED[truth], x), 0.01, seed=7)
-    table = backtest(x, y, forms, holdout=3)
+    result = backtest(x, y, forms)
+    table = result.table
     assert list(table["form"]) == list(forms)
-    assert table.loc[table["chosen"], "form"].tolist() == [truth]
-    assert np.isfinite(table[["rel_error", "aic", "bic"]].to_numpy(float)).all()
-    assert fit(x, y, "auto", forms=forms, holdout=3, n_bootstrap=0).form == truth
+    assert table.loc[table["chosen"], "form"].tolist() == [truth] == [result.chosen]
+    assert np.isfinite(table[["log_rmse", "rel_error", "aic", "bic"]].to_numpy(float)).all()
+    assert result.reason.startswith(f"{truth} extrapolated best")
+    chosen = fit(x, y, "auto", forms=forms, n_bootstrap=0)
+    assert chosen.form == truth and chosen.selection.chosen == truth
 
 
 def test_backtest_reports_forms_it_cannot_fit_instead_of_failing():
     y = noisy(law("saturating", PLANTED["saturating"], X[:8]), 0.01, seed=8)
-    table = backtest(X[:8], y)
-    broken = table.set_index("form").loc["broken"]
-    assert np.isnan(broken["rel_error"]) and "needs at least 7 points" in broken["note"]
-    assert table["chosen"].sum() == 1
+    result = backtest(X[:8], y, ("power", "saturating", "broken"))
+    broken = result.table.set_index("form").loc["broken"]
+    assert (
+        np.isnan(broken["log_rmse"]) and "needs 7 points; the first cut-off has 4" in broken["note"]
+    )
+    assert result.table["chosen"].sum() == 1
+    assert "not compared: broken" in result.reason
 
 
 @pytest.mark.parametrize(

@@ -23,14 +23,21 @@ def format_ci(value: float, ci: tuple[float, float]) -> str:
 
 
 def describe(fit: MetricFit) -> str:
-    """A few lines: what was fitted to what, the parameters with 95% CIs, the asymptote."""
+    """A few lines: what was fitted to what, why that form, the parameters with 95% CIs (exponents
+    whose CI reaches a bound marked unidentified), the asymptote."""
     law = fit.law
     runs = int(fit.points["n_seeds"].sum())
     lines = [
         f"{fit.metric} ({fit.cls}, {fit.split}): {law.form} law in {fit.x_name}, "
         f"{len(law.y)} points from {runs} runs, 95% CIs from {len(law.bootstrap)} bootstrap fits"
     ]
-    lines += [f"  {name} = {format_ci(v, law.ci[name])}" for name, v in law.params.items()]
+    if law.selection is not None:
+        lines.append(f"  form chosen by a rolling backtest: {law.selection.reason}")
+    lines += [
+        f"  {name} = {format_ci(v, law.ci[name])}"
+        + (" (unidentified: its CI reaches a bound)" if name in law.unidentified else "")
+        for name, v in law.params.items()
+    ]
     if fit.law.x.ndim == 1:
         lines.append(f"  tends to {fit.metric} {format_ci(*asymptote(fit))}")
     lines.append(f"  Huber loss {law.loss:.3g}, AIC {law.aic:.1f}, BIC {law.bic:.1f}")

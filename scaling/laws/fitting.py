@@ -1,25 +1,29 @@
-"""Fitting a law to (x, y) points: robust log-space fit, bootstrap CIs and form selection.
+"""Fitting a law to (x, y) points: robust log-space fit, bootstrap CIs and prediction bands.
 
 The method follows Hoffmann et al. (2022) as replicated by Epoch (Besiroglu et
 al., 2024): minimise the Huber loss of log(prediction) − log(y) with L-BFGS-B,
 starting from the best points of a grid (evaluated in one vectorised pass).
 Uncertainty comes from bootstrap refits, each warm-started from the full-data
-fit. Everything is deterministic given `seed`.
+fit. Everything is deterministic given `seed`. A curve that does not fall with
+x gets no law, and exponents whose CI reaches a bound are flagged unidentified.
+Form selection ("auto") is `scaling.laws.selection`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import optimize, special, stats
 from threadpoolctl import threadpool_limits
 
-from scaling.laws.forms import FORMS, Form
+from scaling.laws.forms import FORMS, MAX_EXPONENT, MIN_EXPONENT, Form
 
-AUTO_FORMS = ("power", "saturating", "broken")
+AUTO_FORMS = ("power", "saturating", "m3", "m4", "broken", "broken2")
 N_STARTS = 4  # optimiser runs from the best grid points of the full-data fit
+NOISE_DRAWS = 20  # single-run noise draws per bootstrap fit in a prediction band
 
 
 class LawError(ValueError):
@@ -33,7 +37,11 @@ class LawFit:
     `residuals` are log(prediction) − log(y) at the fitted points. `loss` is the
     weighted mean Huber loss of those residuals; `aic` and `bic` treat them as
     Gaussian. `bootstrap` holds the parameters of every bootstrap refit (one row
-    each, columns in the order of `params`).
+    each, columns in the order of `params`). `noise` is the log-scale standard
+    deviation of a single run (between seeds at one x when there are several,
+    else from the residuals). `unidentified` names the exponents whose CI (or,
+    without bootstrap, whose estimate) reaches a bound: the data do not pin them
+    down. `selection` is the backtest that chose the form (form "auto" only).
     """
 
     form: str
@@ -48,6 +56,9 @@ class LawFit:
     bic: float
     delta: float
     bootstrap: np.ndarray
+    noise: float = np.nan
+    unidentified: tuple[str, ...] = ()
+    selection: Any = None  # a scaling.laws.selection.Backtest
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The law's y at `x` (same layout as the fitted x)."""
@@ -64,6 +75,25 @@ class LawFit:
         low, high = np.quantile(np.exp(log_pred), [(1 - level) / 2, (1 + level) / 2], axis=0)
         return low, high
 
+    def band_draws(self, x: np.ndarray) -> np.ndarray:
+        """Log y of one new run at `x` (draws, len(x)): bootstrap fits plus single-run noise."""
+        if len(self.bootstrap) == 0:
+            raise LawError("this fit has no bootstrap refits; fit with n_bootstrap > 0")
+        form = FORMS[self.form]
+        log_pred = form.log_predict(form.encode(self.bootstrap), _log_x(x, form))
+        noise = np.random.default_rng(0).normal(0.0, self.noise, (NOISE_DRAWS, *log_pred.shape))
+        return (log_pred + noise).reshape(-1, log_pred.shape[-1])
+
+    def predict_band(self, x: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise `level` band for one new run at `x`: parameter uncertainty and run noise."""
+        return quantile_band(self.band_draws(x), level)
+
+
+def quantile_band(log_draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The central `level` interval of draws of log y (draws, points), in y units."""
+    low, high = np.quantile(log_draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return np.exp(low), np.exp(high)
+
 
 def fit(
     x: np.ndarray,
@@ -76,79 +106,43 @@ def fit(
     n_bootstrap: int = 1000,
     seed: int = 0,
     forms: tuple[str, ...] = AUTO_FORMS,
-    holdout: int = 2,
+    target: float | None = None,
 ) -> LawFit:
-    """Fit `form` ("power", "saturating", "broken", "joint" or "auto") to positive (x, y).
+    """Fit `form` (a name in `FORMS`, or "auto") to positive (x, y).
 
     x is one column, or two (N, D) for "joint". `weights` weight the points
     (e.g. number of seeds). With `groups` (e.g. the seed of each raw point), the
     points are averaged per x, weighted by their number of groups, and the
     bootstrap resamples groups within each x (m − 1 draws from an x's m groups,
     which keeps the variance of their mean unbiased for few seeds); otherwise it
-    resamples points.
-    "auto" picks among `forms` by `backtest` (holding out the `holdout` largest x).
+    resamples points. A one-column y that does not clearly fall with x (a
+    rising or flat log-log slope) raises LawError: there is no law to fit.
+    "auto" picks among `forms` by a rolling-origin backtest towards the x
+    `target` (`scaling.laws.selection.backtest`); the fit's `selection` says why.
     """
     if form == "auto":
-        table = backtest(x, y, forms, holdout, weights=weights, groups=groups, delta=delta)
-        if not table["chosen"].any():
-            reasons = "; ".join(f"{r.form}: {r.note}" for r in table.itertuples())
-            raise LawError(f"no form could be backtested ({reasons})")
-        form = str(table.loc[table["chosen"], "form"].iloc[0])
+        from scaling.laws.selection import backtest  # selection fits forms with this function
+
+        chosen = backtest(x, y, forms, target=target, weights=weights, groups=groups, delta=delta)
+        law = fit(
+            x,
+            y,
+            chosen.chosen,
+            weights=weights,
+            groups=groups,
+            delta=delta,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        )
+        return replace(law, selection=chosen)
     law = _form(form)
     x, y, weights, groups = _checked(x, y, weights, groups, law)
+    noise = _seed_noise(x, y, groups)
     x, y, weights, samples = _data_and_resamples(x, y, weights, groups, n_bootstrap, seed)
     _check_enough(x, y, law)
-    return _fit_form(law, x, y, weights, samples, delta)
-
-
-def backtest(
-    x: np.ndarray,
-    y: np.ndarray,
-    forms: tuple[str, ...] = AUTO_FORMS,
-    holdout: int = 2,
-    *,
-    weights: np.ndarray | None = None,
-    groups: np.ndarray | None = None,
-    delta: float = 1e-3,
-) -> pd.DataFrame:
-    """Extrapolation backtest: fit each form without the `holdout` largest x, predict them.
-
-    One row per form: `rel_error` (mean |prediction − y| / y on the held-out
-    points), `aic`/`bic` of the fit to all points, `chosen` (lowest rel_error;
-    a tie goes to the form listed first, so list simpler forms first) and `note`
-    (why a form could not be fitted). For two-column x the largest are those
-    with the largest N·D.
-    """
-    laws = [_form(name) for name in forms]
-    if not laws or len({law.x_columns for law in laws}) > 1:
-        raise LawError(f"backtest needs forms of the same x layout, got {list(forms)}")
-    x, y, weights, groups = _checked(x, y, weights, groups, laws[0])
-    x, y, weights, _ = _data_and_resamples(x, y, weights, groups, 0, 0)
-    size = x if x.ndim == 1 else x.prod(axis=1)
-    distinct = np.unique(size)
-    if not 1 <= holdout < len(distinct):
-        raise LawError(f"holdout must be between 1 and {len(distinct) - 1}, got {holdout}")
-    held = size >= distinct[-holdout]
-    rows = []
-    for law in laws:
-        row = {"form": law.name, "n_params": len(law.params), "rel_error": np.nan}
-        row |= {"aic": np.nan, "bic": np.nan, "note": ""}
-        try:
-            full = fit(x, y, law.name, weights=weights, delta=delta, n_bootstrap=0)
-            row |= {"aic": full.aic, "bic": full.bic}
-            train = fit(
-                x[~held], y[~held], law.name, weights=weights[~held], delta=delta, n_bootstrap=0
-            )
-            row["rel_error"] = float(np.mean(np.abs(train.predict(x[held]) - y[held]) / y[held]))
-        except LawError as e:
-            row["note"] = str(e)
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    errors = table["rel_error"].to_numpy()
-    best = np.nanmin(errors) if np.isfinite(errors).any() else np.nan
-    first = np.flatnonzero(errors <= best * (1 + 1e-6))[:1]  # a tie goes to the form listed first
-    table["chosen"] = np.isin(np.arange(len(table)), first)
-    return table[["form", "n_params", "rel_error", "aic", "bic", "chosen", "note"]]
+    if law.x_columns == 1:
+        _check_falls(x, y, weights)
+    return _fit_form(law, x, y, weights, samples, delta, noise)
 
 
 # ---------------------------------------------------------------------------
@@ -218,8 +212,38 @@ def _check_enough(x: np.ndarray, y: np.ndarray, form: Form) -> None:
         raise LawError("x has a single distinct value; a law needs several")
 
 
+def _check_falls(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> None:
+    """LawError unless log y falls with log x: one-sided 95% t-test of the weighted slope."""
+    lx, ly = np.log(x), np.log(y)
+    if len(np.unique(lx)) < 3:
+        return  # no residual degrees of freedom to judge the slope by
+    design = np.column_stack([np.ones_like(lx), lx]) * np.sqrt(weights)[:, None]
+    (intercept, slope), *_ = np.linalg.lstsq(design, ly * np.sqrt(weights), rcond=None)
+    dof = len(ly) - 2
+    residual_var = np.sum(weights * (ly - intercept - slope * lx) ** 2) / dof
+    se = np.sqrt(residual_var * np.linalg.inv(design.T @ design)[1, 1])
+    if slope + stats.t.ppf(0.95, dof) * se >= 0:
+        trend = "rises" if slope > 0 else "is flat within its noise"
+        raise LawError(
+            f"y does not fall with x: it {trend} (log-log slope {slope:.3g} ± {se:.2g}); "
+            "no law was fitted, since any exponent would be meaningless"
+        )
+
+
 # ---------------------------------------------------------------------------
 # The data fitted and its bootstrap resamples
+
+
+def _seed_noise(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> float:
+    """Pooled log-scale std of the groups (seeds) at one x; NaN with fewer than 2 per x."""
+    if groups is None:
+        return np.nan
+    cells = pd.DataFrame(x.reshape(len(x), -1)).assign(group=groups, ly=np.log(y))
+    keys = list(range(cells.shape[1] - 2))
+    per_group = cells.groupby([*keys, "group"])["ly"].mean().reset_index()
+    spread = per_group.groupby(keys)["ly"].agg(["var", "size"]).dropna()
+    dof = (spread["size"] - 1).sum()
+    return float(np.sqrt((spread["var"] * (spread["size"] - 1)).sum() / dof)) if dof else np.nan
 
 
 def _data_and_resamples(x, y, weights, groups, n_bootstrap: int, seed: int):
@@ -249,7 +273,7 @@ def _data_and_resamples(x, y, weights, groups, n_bootstrap: int, seed: int):
 # The fit itself
 
 
-def _fit_form(form: Form, x, y, weights, samples, delta: float) -> LawFit:
+def _fit_form(form: Form, x, y, weights, samples, delta: float, noise: float) -> LawFit:
     lx, ly = np.log(x), np.log(y)
     bounds = form.bounds(lx, ly)
     grid = form.start_grid(lx, ly)
@@ -272,6 +296,8 @@ def _fit_form(form: Form, x, y, weights, samples, delta: float) -> LawFit:
     )
     n, k = len(y), len(theta)
     log_var = np.log(max(np.sum(weights * residuals**2) / weights.sum(), 1e-300))
+    if np.isnan(noise):  # a mean over w seeds has variance noise² / w
+        noise = np.sqrt(np.sum(weights * residuals**2) / max(n - k, 1))
     x, y, weights = x.copy(), y.copy(), weights.copy()  # the record owns its data
     for array in (residuals, x, y, weights, boot_params):
         array.setflags(write=False)
@@ -288,6 +314,19 @@ def _fit_form(form: Form, x, y, weights, samples, delta: float) -> LawFit:
         bic=float(n * log_var + k * np.log(n)),
         delta=delta,
         bootstrap=boot_params,
+        noise=float(noise),
+        unidentified=_at_bounds(form, bounds, boot if len(boot) else theta[None]),
+    )
+
+
+def _at_bounds(form: Form, bounds: list, thetas: np.ndarray) -> tuple[str, ...]:
+    """The exponents whose 95% range over `thetas` (internal vectors) reaches a bound."""
+    low, high = np.quantile(thetas, [0.025, 0.975], axis=0)
+    return tuple(
+        name
+        for name, (lower, upper), lo, hi in zip(form.params, bounds, low, high, strict=True)
+        if (lower, upper) == (MIN_EXPONENT, MAX_EXPONENT)
+        and (lo <= lower + MIN_EXPONENT or hi >= upper - MIN_EXPONENT)
     )
 
 

@@ -17,14 +17,27 @@ Forms (natural parameter names, in order):
   the break), beta = c1 (added to the exponent after the break), d = d1 (where
   the break is), f = f1 (its sharpness: small f is a sharp kink). Here beta > 0,
   so the curve steepens after the break; flattening is what E describes.
+- ``broken2``: the same with two breaks, each with its own (beta, d, f)
+  (E, A, alpha, beta, d, f, beta2, d2, f2), d < d2 not enforced.
+- ``m3``: estimator M3 of Alabdulmohsin, Neyshabur & Zhai (2022, "Revisiting
+  Neural Scaling Laws in Language and Vision"), y = A·(1/x + gamma)^alpha
+  (A, gamma, alpha): a power law at small x that flattens to A·gamma^alpha.
+- ``m4``: their estimator M4, defined implicitly by
+  (y − E)/(E + B − y)^kappa = A·x^(−alpha)  (E, B, A, alpha, kappa).
+  In the paper's notation E = ε∞, E + B = ε0 (the error at x → 0, e.g. random
+  guessing), A = β, alpha = −c, kappa = α. The error falls from ε0 to ε∞ along
+  a sigmoid in log x; kappa = 0 gives the saturating law.
+- ``m1``/``m2``: their M1 and M2, the same laws as ``power`` and ``saturating``.
 - ``joint``: y = E + A·N^(−alpha) + B·D^(−beta), x two columns (N, D)
   (E, A, B, alpha, beta).
+
+`Form.limit` gives the y a law tends to as x grows (E, 0 for a power law).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import special
@@ -51,6 +64,7 @@ class Form:
     jacobian: Jacobian
     bounds: Callable[[np.ndarray, np.ndarray], list[tuple[float | None, float | None]]]  # lx, ly
     start_grid: Callable[[np.ndarray, np.ndarray], np.ndarray]  # lx, ly -> theta (G, p)
+    limit: Callable[[np.ndarray], np.ndarray] = lambda params: params[..., 0]  # E by default
 
     def encode(self, params: np.ndarray) -> np.ndarray:
         """Natural parameters (..., p) -> theta (..., p)."""
@@ -139,48 +153,69 @@ def _saturating_grid(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
-# broken: log y = LSE(e, a − alpha·log x − beta·f·softplus((log x − log d)/f))
+# broken (1 or 2 breaks): log y = LSE(e, a − alpha·log x − Σ beta·f·softplus((log x − log d)/f))
 
 
-def _broken_parts(theta: np.ndarray, lx: np.ndarray):
-    e, a, alpha, beta, log_d, f = _columns(theta, 6)
-    u = (lx - log_d) / f
-    softplus = np.logaddexp(0.0, u)  # log(1 + (x/d)^(1/f))
-    return e, a - alpha * lx - beta * f * softplus, u, softplus
+def _broken_parts(theta: np.ndarray, lx: np.ndarray, breaks: int):
+    """e, the log of the A term, and per break (u, softplus(u)) with u = (log x − log d)/f."""
+    e, a, alpha = _columns(theta, 3)
+    term, bends = a - alpha * lx, []
+    for i in range(breaks):
+        beta, log_d, f = (theta[..., 3 + 3 * i + j, None] for j in range(3))
+        u = (lx - log_d) / f
+        softplus = np.logaddexp(0.0, u)  # log(1 + (x/d)^(1/f))
+        term = term - beta * f * softplus
+        bends.append((u, softplus))
+    return e, term, bends
 
 
-def _broken_predict(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
-    e, term, _, _ = _broken_parts(theta, lx)
-    return np.logaddexp(e, term)
+def _broken_predict(breaks: int) -> Predict:
+    def predict(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
+        e, term, _ = _broken_parts(theta, lx, breaks)
+        return np.logaddexp(e, term)
+
+    return predict
 
 
-def _broken_jacobian(theta: np.ndarray, lx: np.ndarray, log_pred: np.ndarray) -> np.ndarray:
-    beta, f = theta[3], theta[5]
-    _, term, u, softplus = _broken_parts(theta, lx)
-    s_t = np.exp(term - log_pred)  # share of the A term in the prediction
-    sigmoid = special.expit(u)
-    return np.stack(
-        [
-            1.0 - s_t,
-            s_t,
-            -lx * s_t,
-            -f * softplus * s_t,
-            beta * sigmoid * s_t,
-            -beta * (softplus - u * sigmoid) * s_t,
-        ],
-        axis=1,
-    )
+def _broken_jacobian(breaks: int) -> Jacobian:
+    def jacobian(theta: np.ndarray, lx: np.ndarray, log_pred: np.ndarray) -> np.ndarray:
+        _, term, bends = _broken_parts(theta, lx, breaks)
+        s_t = np.exp(term - log_pred)  # share of the A term in the prediction
+        columns = [1.0 - s_t, s_t, -lx * s_t]
+        for i, (u, softplus) in enumerate(bends):
+            beta, f = theta[3 + 3 * i], theta[5 + 3 * i]
+            sigmoid = special.expit(u)
+            columns += [
+                -f * softplus * s_t,
+                beta * sigmoid * s_t,
+                -beta * (softplus - u * sigmoid) * s_t,
+            ]
+        return np.stack(columns, axis=1)
+
+    return jacobian
 
 
-def _broken_bounds(lx: np.ndarray, ly: np.ndarray) -> list:
-    return [
-        _e_bounds(ly),
-        (None, None),
-        (MIN_EXPONENT, MAX_EXPONENT),
-        (MIN_EXPONENT, MAX_EXPONENT),
-        (float(lx.min()), float(lx.max())),  # the break lies inside the data
-        (0.01, 10.0),
-    ]
+def _broken_bounds(breaks: int):
+    def bounds(lx: np.ndarray, ly: np.ndarray) -> list:
+        one = [
+            (MIN_EXPONENT, MAX_EXPONENT),
+            (float(lx.min()), float(lx.max())),  # the break lies inside the data
+            (0.01, 10.0),
+        ]
+        return [_e_bounds(ly), (None, None), (MIN_EXPONENT, MAX_EXPONENT), *one * breaks]
+
+    return bounds
+
+
+def _broken_start(lx, ly, e, alpha, bends) -> np.ndarray:
+    """Grid rows (e, a, alpha, beta, log_d, f, ...) with a fitted; each array of bends (G, 1)."""
+    rest = np.log(np.exp(ly) - np.exp(e))
+    slope = alpha * lx
+    for beta, log_d, f in bends:
+        slope = slope + beta * f * np.logaddexp(0.0, (lx - log_d) / f)
+    a = _mean_intercept(rest, slope)
+    columns = [e[:, 0], a, alpha[:, 0]] + [v[:, 0] for bend in bends for v in bend]
+    return np.column_stack(columns)
 
 
 def _broken_grid(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
@@ -193,10 +228,126 @@ def _broken_grid(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
         indexing="ij",
     )
     e, alpha, beta, log_d, f = (g.ravel()[:, None] for g in grids)
-    rest = np.log(np.exp(ly) - np.exp(e))
-    bend = beta * f * np.logaddexp(0.0, (lx - log_d) / f)
-    a = _mean_intercept(rest, alpha * lx + bend)
-    return np.column_stack([e[:, 0], a, alpha[:, 0], beta[:, 0], log_d[:, 0], f[:, 0]])
+    return _broken_start(lx, ly, e, alpha, [(beta, log_d, f)])
+
+
+def _broken2_grid(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    q = np.quantile(lx, (0.2, 0.5, 0.8))
+    grids = np.meshgrid(
+        _e_starts(ly),
+        (0.05, 0.25, 0.5),
+        (0.2, 0.6),
+        (0.2, 0.6),
+        (0, 1, 2),  # which pair of break positions
+        (0.1, 0.5),
+        indexing="ij",
+    )
+    e, alpha, beta, beta2, pair, f = (g.ravel()[:, None] for g in grids)
+    pairs = np.array([(q[0], q[1]), (q[0], q[2]), (q[1], q[2])])[pair[:, 0].astype(int)]
+    log_d, log_d2 = pairs[:, :1], pairs[:, 1:]
+    return _broken_start(lx, ly, e, alpha, [(beta, log_d, f), (beta2, log_d2, f)])
+
+
+# ---------------------------------------------------------------------------
+# m3: log y = a + alpha·log(1/x + gamma) = a + alpha·LSE(−log x, g)
+
+
+def _m3_predict(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
+    a, g, alpha = _columns(theta, 3)
+    return a + alpha * np.logaddexp(-lx, g)
+
+
+def _m3_jacobian(theta: np.ndarray, lx: np.ndarray, log_pred: np.ndarray) -> np.ndarray:
+    _, g, alpha = theta
+    return np.stack([np.ones_like(lx), alpha * special.expit(g + lx), np.logaddexp(-lx, g)], axis=1)
+
+
+def _m3_bounds(lx: np.ndarray, ly: np.ndarray) -> list:
+    # gamma from far below 1/max(x) (a pure power law) to far above 1/min(x) (flat)
+    return [
+        (None, None),
+        (-float(lx.max()) - 15, -float(lx.min()) + 5),
+        (MIN_EXPONENT, MAX_EXPONENT),
+    ]
+
+
+def _m3_grid(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    g_starts = [*-np.quantile(lx, (0.25, 0.5, 0.75, 1.0)), -float(lx.max()) - 3]
+    g, alpha = (v.ravel() for v in np.meshgrid(g_starts, EXPONENTS, indexing="ij"))
+    a = np.mean(ly - alpha[:, None] * np.logaddexp(-lx, g[:, None]), axis=-1)
+    return np.column_stack([a, g, alpha])
+
+
+def _m3_limit(params: np.ndarray) -> np.ndarray:
+    return params[..., 0] * params[..., 1] ** params[..., 2]
+
+
+# ---------------------------------------------------------------------------
+# m4: y = E + B·sigmoid(z), z solving log σ(z) − kappa·log σ(−z) = a − alpha·log x − (1 − kappa)·b
+
+
+M4_NEWTON_STEPS = 30
+
+
+def _m4_z(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
+    """z with w = y − E = B·σ(z): Newton on an increasing function, from its asymptotes."""
+    _, b, a, alpha, kappa = _columns(theta, 5)
+    s = a - alpha * lx - (1.0 - kappa) * b
+    z = np.where(s < 0, s, s / kappa)  # φ(z) ≈ z far left, ≈ kappa·z far right
+    for _ in range(M4_NEWTON_STEPS):
+        phi = special.log_expit(z) - kappa * special.log_expit(-z) - s
+        step = phi / (special.expit(-z) + kappa * special.expit(z))
+        z = z - np.clip(step, -5.0, 5.0)
+        if np.all(np.abs(step) < 1e-10):
+            break
+    return z
+
+
+def _m4_predict(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
+    e, b = _columns(theta, 2)
+    return np.logaddexp(e, b + special.log_expit(_m4_z(theta, lx)))
+
+
+def _m4_jacobian(theta: np.ndarray, lx: np.ndarray, log_pred: np.ndarray) -> np.ndarray:
+    e, b, _, _, kappa = theta
+    # z back from the prediction: log w − log(B − w), w = y − E
+    w = np.exp(log_pred) - np.exp(e)
+    z = np.log(np.maximum(w, 1e-300)) - np.log(np.maximum(np.exp(b) - w, 1e-300))
+    left, right = special.expit(z), special.expit(-z)  # w/B and (B − w)/B
+    dw = np.exp(b) * left * right / (right + kappa * left)  # 1 / (∂F/∂w), F the implicit equation
+    inv_y = np.exp(-log_pred)
+    return np.stack(
+        [
+            np.exp(e) * inv_y,
+            kappa / right * dw * inv_y,  # ∂w/∂log B = kappa·B/(B − w) / ∂F/∂w
+            dw * inv_y,
+            -lx * dw * inv_y,
+            (b + special.log_expit(-z)) * dw * inv_y,
+        ],
+        axis=1,
+    )
+
+
+def _m4_bounds(lx: np.ndarray, ly: np.ndarray) -> list:
+    return [
+        _e_bounds(ly),
+        (None, None),
+        (None, None),
+        (MIN_EXPONENT, MAX_EXPONENT),
+        (0.01, MAX_EXPONENT),
+    ]
+
+
+def _m4_grid(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    y_max = np.exp(ly.max())
+    grids = np.meshgrid(
+        _e_starts(ly), (1.002, 1.05, 1.5, 3.0), EXPONENTS[1::2], (0.1, 0.5, 1.0, 2.0), indexing="ij"
+    )
+    e, top, alpha, kappa = (g.ravel()[:, None] for g in grids)
+    span = top * y_max - np.exp(e)  # B, so that E + B is just above the largest y or beyond
+    w = np.exp(ly) - np.exp(e)
+    a = _mean_intercept(np.log(w) - kappa * np.log(span - w), alpha * lx)
+    return np.column_stack([e[:, 0], np.log(span[:, 0]), a, alpha[:, 0], kappa[:, 0]])
 
 
 # ---------------------------------------------------------------------------
@@ -246,6 +397,7 @@ FORMS: dict[str, Form] = {
         jacobian=_power_jacobian,
         bounds=_power_bounds,
         start_grid=_power_grid,
+        limit=lambda params: np.zeros(params.shape[:-1]),
     ),
     "saturating": Form(
         name="saturating",
@@ -257,15 +409,46 @@ FORMS: dict[str, Form] = {
         bounds=_saturating_bounds,
         start_grid=_saturating_grid,
     ),
+    "m3": Form(
+        name="m3",
+        params=("A", "gamma", "alpha"),
+        log_params=(True, True, False),
+        x_columns=1,
+        log_predict=_m3_predict,
+        jacobian=_m3_jacobian,
+        bounds=_m3_bounds,
+        start_grid=_m3_grid,
+        limit=_m3_limit,
+    ),
+    "m4": Form(
+        name="m4",
+        params=("E", "B", "A", "alpha", "kappa"),
+        log_params=(True, True, True, False, False),
+        x_columns=1,
+        log_predict=_m4_predict,
+        jacobian=_m4_jacobian,
+        bounds=_m4_bounds,
+        start_grid=_m4_grid,
+    ),
     "broken": Form(
         name="broken",
         params=("E", "A", "alpha", "beta", "d", "f"),
         log_params=(True, True, False, False, True, False),
         x_columns=1,
-        log_predict=_broken_predict,
-        jacobian=_broken_jacobian,
-        bounds=_broken_bounds,
+        log_predict=_broken_predict(1),
+        jacobian=_broken_jacobian(1),
+        bounds=_broken_bounds(1),
         start_grid=_broken_grid,
+    ),
+    "broken2": Form(
+        name="broken2",
+        params=("E", "A", "alpha", "beta", "d", "f", "beta2", "d2", "f2"),
+        log_params=(True, True, False, False, True, False, False, True, False),
+        x_columns=1,
+        log_predict=_broken_predict(2),
+        jacobian=_broken_jacobian(2),
+        bounds=_broken_bounds(2),
+        start_grid=_broken2_grid,
     ),
     "joint": Form(
         name="joint",
@@ -278,3 +461,5 @@ FORMS: dict[str, Form] = {
         start_grid=_joint_grid,
     ),
 }
+FORMS["m1"] = replace(FORMS["power"], name="m1")
+FORMS["m2"] = replace(FORMS["saturating"], name="m2")

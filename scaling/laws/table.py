@@ -63,7 +63,12 @@ class MetricFit:
 def asymptote(fit: MetricFit) -> tuple[float, tuple[float, float]]:
     """The metric value the law tends to as x grows, with its CI (a power law tends to 0 error)."""
     law = fit.law
-    return to_metric(fit.metric, law.params.get("E", 0.0), law.ci.get("E", (0.0, 0.0)))
+    limit = FORMS[law.form].limit
+    value = float(limit(np.array(list(law.params.values()))))
+    if len(law.bootstrap) == 0:
+        return to_metric(fit.metric, value, (np.nan, np.nan))
+    low, high = np.quantile(limit(law.bootstrap), [0.025, 0.975])
+    return to_metric(fit.metric, value, (float(low), float(high)))
 
 
 def finished_runs(table: pd.DataFrame, columns: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -1,0 +1,173 @@
+"""Choosing a law form by how well it extrapolated: a rolling-origin backtest.
+
+For each cut-off k (the k smallest distinct x, at most `MAX_CUTOFFS` of them,
+spread evenly in log x over the later half of the data) every form is fitted
+to the points up to the cut-off and predicts the points beyond it, out to the
+same ratio as the extrapolation asked for (`target` / largest x; at least the
+next x). Seeds at one x are one point (their mean), so cut-offs fall between
+sizes, never between seeds. A cut-off's error is the RMSE of log prediction −
+log y; a form's score is the weighted RMS over cut-offs, with weights that
+fall off with the distance (in units of the requested horizon) between the
+cut-off and `largest x / ratio`, the cut-off whose test spans exactly the
+requested horizon with the most data. A form that cannot be fitted at a
+cut-off scores the worst error of the others there.
+
+The form with the lowest score is chosen (a tie goes to the form listed first,
+so list simpler forms first); `average` weights forms by score⁻².
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from scaling.laws.fitting import AUTO_FORMS, LawError, _checked, _data_and_resamples, _form, fit
+
+MAX_CUTOFFS = 6
+EXTRAPOLATION = 10.0  # the default target, as a multiple of the largest x
+
+
+@dataclass(frozen=True, eq=False)
+class Backtest:
+    """The rolling-origin backtest of several forms on one curve, and which form it chose.
+
+    `table`: one row per form with `log_rmse` (the weighted score), `rel_error`
+    (weighted mean |prediction − y| / y over the backtest predictions),
+    `weight` (its share in the averaged model), `aic`/`bic` of the fit to all
+    points, `chosen` and `note` (why a form was left out). `cutoffs`: one row
+    per form and cut-off with the largest x fitted (`cutoff`), the points
+    fitted and predicted, the `log_rmse` there and the cut-off's `weight`.
+    `reason` says in words why `chosen` won.
+    """
+
+    table: pd.DataFrame
+    cutoffs: pd.DataFrame
+    chosen: str
+    reason: str
+    target: float
+
+
+def backtest(
+    x: np.ndarray,
+    y: np.ndarray,
+    forms: tuple[str, ...] = AUTO_FORMS,
+    *,
+    target: float | None = None,
+    weights: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    delta: float = 1e-3,
+) -> Backtest:
+    """Rolling-origin backtest of `forms` towards the x `target` (default 10× the largest x).
+
+    For two-column x (N, D) the cut-offs run over N·D. Forms needing more
+    points than the first cut-off has are left out with a note; LawError if
+    none is left or there are too few distinct x for a cut-off.
+    """
+    laws = [_form(name) for name in forms]
+    if not laws or len({law.x_columns for law in laws}) > 1:
+        raise LawError(f"backtest needs forms of the same x layout, got {list(forms)}")
+    x, y, weights, groups = _checked(x, y, weights, groups, laws[0])
+    x, y, weights, _ = _data_and_resamples(x, y, weights, groups, 0, 0)
+    size = x if x.ndim == 1 else x.prod(axis=1)
+    order = np.argsort(size, kind="stable")
+    x, y, weights, size = x[order], y[order], weights[order], size[order]
+    n = len(size)
+    needed = {law.name: len(law.params) + 1 for law in laws}
+    first = max(math.ceil(n / 2), min(needed.values()))
+    if first > n - 1:
+        raise LawError(
+            f"a backtest needs a cut-off with at least {min(needed.values())} points "
+            f"before the largest x; there are {n} distinct x"
+        )
+    ratio = (target if target is not None else EXTRAPOLATION * size[-1]) / size[-1]
+    if not ratio > 1:
+        raise LawError(f"target {target:g} is not beyond the largest x ({size[-1]:g})")
+    ks = np.unique(np.round(np.geomspace(first, n - 1, min(MAX_CUTOFFS, n - first)))).astype(int)
+    scale = max(math.log(ratio), math.log(2.0))
+    cut_weights = np.exp(-np.abs(np.log(size[-1] / size[ks - 1]) - math.log(ratio)) / scale)
+    contest = [law.name for law in laws if needed[law.name] <= first]
+    rows = []
+    for k, cut_weight in zip(ks, cut_weights, strict=True):
+        ahead = (size > size[k - 1]) & (size <= size[k - 1] * ratio)
+        ahead[k] = True  # at least the next x
+        for name in contest:
+            row = {"form": name, "cutoff": float(size[k - 1]), "n_fitted": int(k)}
+            row |= {"n_predicted": int(ahead.sum()), "weight": float(cut_weight)}
+            try:
+                law = fit(x[:k], y[:k], name, weights=weights[:k], delta=delta, n_bootstrap=0)
+                error = np.log(law.predict(x[ahead]) / y[ahead])
+                w = weights[ahead] / weights[ahead].sum()
+                row |= {"log_rmse": float(np.sqrt(w @ error**2))}
+                row |= {"rel_error": float(w @ np.abs(np.expm1(error))), "note": ""}
+            except LawError as e:
+                row |= {"log_rmse": np.nan, "rel_error": np.nan, "note": str(e)}
+            rows.append(row)
+    cutoffs = pd.DataFrame(rows)
+    worst = cutoffs.groupby("cutoff")[["log_rmse", "rel_error"]].transform("max")
+    scored = cutoffs.fillna({"log_rmse": worst["log_rmse"], "rel_error": worst["rel_error"]})
+    table = _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta)
+    chosen = str(table.loc[table["chosen"], "form"].iloc[0])
+    return Backtest(table, cutoffs, chosen, _reason(table, cutoffs, ratio), float(ratio * size[-1]))
+
+
+def _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta) -> pd.DataFrame:
+    """One row per form: weighted scores, averaging weights, AIC/BIC and the choice."""
+    rows = []
+    for law in laws:
+        row = {"form": law.name, "n_params": len(law.params), "log_rmse": np.nan}
+        row |= {"rel_error": np.nan, "aic": np.nan, "bic": np.nan, "note": ""}
+        if law.name not in contest:
+            row["note"] = f"needs {needed[law.name]} points; the first cut-off has {first}"
+            rows.append(row)
+            continue
+        mine = scored[scored["form"] == law.name]
+        if cutoffs.loc[cutoffs["form"] == law.name, "log_rmse"].isna().all():
+            row["note"] = cutoffs.loc[cutoffs["form"] == law.name, "note"].iloc[-1]
+            rows.append(row)
+            continue
+        w = mine["weight"].to_numpy() / mine["weight"].sum()
+        row["log_rmse"] = float(np.sqrt(w @ mine["log_rmse"].to_numpy() ** 2))
+        row["rel_error"] = float(w @ mine["rel_error"].to_numpy())
+        failed = cutoffs[(cutoffs["form"] == law.name) & cutoffs["log_rmse"].isna()]
+        if len(failed):
+            row["note"] = f"not fitted at {len(failed)} cut-offs (scored as the worst form there)"
+        try:
+            full = fit(x, y, law.name, weights=weights, delta=delta, n_bootstrap=0)
+            row |= {"aic": full.aic, "bic": full.bic}
+        except LawError as e:
+            row["note"] = str(e)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    score = table["log_rmse"].to_numpy(float)
+    if not np.isfinite(score).any():
+        reasons = "; ".join(f"{r.form}: {r.note}" for r in table.itertuples())
+        raise LawError(f"no form could be backtested ({reasons})")
+    inverse = np.where(np.isfinite(score), 1.0 / np.maximum(score, 1e-12) ** 2, 0.0)
+    table["weight"] = inverse / inverse.sum()
+    best = np.nanmin(score)
+    table["chosen"] = np.arange(len(table)) == np.flatnonzero(score <= best * (1 + 1e-6))[0]
+    columns = ["form", "n_params", "log_rmse", "rel_error", "weight", "aic", "bic", "chosen"]
+    return table[[*columns, "note"]]
+
+
+def _reason(table: pd.DataFrame, cutoffs: pd.DataFrame, ratio: float) -> str:
+    """Why the chosen form won, in one sentence."""
+    ranked = table.dropna(subset=["log_rmse"]).sort_values("log_rmse", kind="stable")
+    best = ranked.iloc[0]
+    peak = cutoffs.loc[cutoffs["weight"].idxmax(), "cutoff"]
+    text = (
+        f"{best['form']} extrapolated best: weighted log-RMSE {best['log_rmse']:.3g} "
+        f"(mean error {100 * best['rel_error']:.2g}%) over {cutoffs['cutoff'].nunique()} "
+        f"cut-offs from {cutoffs['cutoff'].min():g} to {cutoffs['cutoff'].max():g}, each "
+        f"predicting up to {ratio:.3g}× ahead, weighted most at {peak:g}"
+    )
+    if len(ranked) > 1:
+        runner = ranked.iloc[1]
+        text += f"; next {runner['form']} ({runner['log_rmse']:.3g})"
+    left_out = table.loc[table["log_rmse"].isna(), "form"].tolist()
+    if left_out:
+        text += f"; not compared: {', '.join(left_out)}"
+    return text
