@@ -222,8 +222,9 @@ def _check_falls(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> None:
     dof = len(ly) - 2
     residual_var = np.sum(weights * (ly - intercept - slope * lx) ** 2) / dof
     se = np.sqrt(residual_var * np.linalg.inv(design.T @ design)[1, 1])
-    if slope + stats.t.ppf(0.95, dof) * se >= 0:
-        trend = "rises" if slope > 0 else "is flat within its noise"
+    t = stats.t.ppf(0.95, dof)
+    if slope + t * se >= 0:
+        trend = "rises" if slope - t * se > 0 else "is flat within its noise"
         raise LawError(
             f"y does not fall with x: it {trend} (log-log slope {slope:.3g} ± {se:.2g}); "
             "no law was fitted, since any exponent would be meaningless"

@@ -331,7 +331,7 @@ def _m4_jacobian(theta: np.ndarray, lx: np.ndarray, log_pred: np.ndarray) -> np.
 def _m4_bounds(lx: np.ndarray, ly: np.ndarray) -> list:
     return [
         _e_bounds(ly),
-        (None, None),
+        (None, float(ly.max()) + np.log(10.0)),  # E + B up to 10× the largest y
         (None, None),
         (MIN_EXPONENT, MAX_EXPONENT),
         (0.01, MAX_EXPONENT),

@@ -12,8 +12,9 @@ cut-off and `largest x / ratio`, the cut-off whose test spans exactly the
 requested horizon with the most data. A form that cannot be fitted at a
 cut-off scores the worst error of the others there.
 
-The form with the lowest score is chosen (a tie goes to the form listed first,
-so list simpler forms first); `average` weights forms by score⁻².
+The chosen form is the one with the fewest parameters among those scoring
+within `TOLERANCE` of the best (a tie goes to the form listed first);
+`average` weights forms by score⁻².
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pandas as pd
 from scaling.laws.fitting import AUTO_FORMS, LawError, _checked, _data_and_resamples, _form, fit
 
 MAX_CUTOFFS = 6
+TOLERANCE = 0.1  # forms within 10% of the best score count as equally good: the simplest wins
 EXTRAPOLATION = 10.0  # the default target, as a multiple of the largest x
 
 
@@ -147,26 +149,28 @@ def _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta
         raise LawError(f"no form could be backtested ({reasons})")
     inverse = np.where(np.isfinite(score), 1.0 / np.maximum(score, 1e-12) ** 2, 0.0)
     table["weight"] = inverse / inverse.sum()
-    best = np.nanmin(score)
-    table["chosen"] = np.arange(len(table)) == np.flatnonzero(score <= best * (1 + 1e-6))[0]
+    near = np.flatnonzero(score <= np.nanmin(score) * (1 + TOLERANCE))
+    simplest = near[np.argmin(table["n_params"].to_numpy()[near])]  # first listed of the fewest
+    table["chosen"] = np.arange(len(table)) == simplest
     columns = ["form", "n_params", "log_rmse", "rel_error", "weight", "aic", "bic", "chosen"]
     return table[[*columns, "note"]]
 
 
 def _reason(table: pd.DataFrame, cutoffs: pd.DataFrame, ratio: float) -> str:
     """Why the chosen form won, in one sentence."""
-    ranked = table.dropna(subset=["log_rmse"]).sort_values("log_rmse", kind="stable")
-    best = ranked.iloc[0]
+    best = table[table["chosen"]].iloc[0]
+    others = table[~table["chosen"]].dropna(subset=["log_rmse"]).sort_values("log_rmse")
+    beaten = len(others) == 0 or best["log_rmse"] <= others["log_rmse"].iloc[0]
+    lead = "extrapolated best" if beaten else f"is the simplest within {TOLERANCE:.0%} of the best"
     peak = cutoffs.loc[cutoffs["weight"].idxmax(), "cutoff"]
     text = (
-        f"{best['form']} extrapolated best: weighted log-RMSE {best['log_rmse']:.3g} "
+        f"{best['form']} {lead}: weighted log-RMSE {best['log_rmse']:.3g} "
         f"(mean error {100 * best['rel_error']:.2g}%) over {cutoffs['cutoff'].nunique()} "
         f"cut-offs from {cutoffs['cutoff'].min():g} to {cutoffs['cutoff'].max():g}, each "
         f"predicting up to {ratio:.3g}× ahead, weighted most at {peak:g}"
     )
-    if len(ranked) > 1:
-        runner = ranked.iloc[1]
-        text += f"; next {runner['form']} ({runner['log_rmse']:.3g})"
+    if len(others):
+        text += f"; next {others['form'].iloc[0]} ({others['log_rmse'].iloc[0]:.3g})"
     left_out = table.loc[table["log_rmse"].isna(), "form"].tolist()
     if left_out:
         text += f"; not compared: {', '.join(left_out)}"
