@@ -48,8 +48,30 @@ class LockHeld(RuntimeError):
     """Another live process is training this run."""
 
 
+def absolute(path: str | os.PathLike, base: str | os.PathLike | None = None) -> str:
+    """A local path made absolute against `base` (default: the working directory); URLs as is.
+
+    The CLI resolves every path a user gives with this, once: Orbax, Ray workers (whose
+    working directory differs) and cluster jobs only ever see absolute paths.
+    """
+    text = os.fspath(path)
+    if "://" in text:
+        return text
+    return os.path.normpath(os.path.join(os.fspath(base or os.getcwd()), os.path.expanduser(text)))
+
+
+def run_path(store: str | os.PathLike, sweep: str, rid: str) -> epath.Path:
+    """The directory of run `rid` of `sweep`: the one place the store layout is spelled."""
+    return epath.Path(store) / sweep / rid
+
+
 def run_dir(store: str | os.PathLike, sweep: str, cfg: RunConfig) -> epath.Path:
-    return epath.Path(store) / sweep / run_id(cfg)
+    return run_path(store, sweep, run_id(cfg))
+
+
+def store_root(path: epath.Path) -> epath.Path:
+    """The store a run directory belongs to (inverse of `run_path`)."""
+    return path.parent.parent
 
 
 def _is_local(path: epath.Path) -> bool:
@@ -57,10 +79,19 @@ def _is_local(path: epath.Path) -> bool:
 
 
 def write_json_atomic(path: epath.Path, obj: Any) -> None:
-    """Write JSON to a temporary file beside `path`, then rename it into place."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
-    tmp.rename(path)
+    """Write JSON to a temporary file beside `path`, then replace `path` with it atomically.
+
+    An existing file is replaced (a re-launch rewrites failure.json); readers see the old
+    or the new content, never a mix.
+    """
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+        tmp.replace(path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if tmp.exists():
+                tmp.unlink()
 
 
 def _json_default(obj: Any) -> Any:

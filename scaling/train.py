@@ -143,24 +143,48 @@ def train_and_evaluate(config: RunConfig, run_dir: str | os.PathLike) -> dict[st
     A finished run (result.json present) is returned as is; an unfinished one resumes
     from its last checkpoint. Divergence is recorded in failure.json and raised.
     """
-    path = epath.Path(run_dir)
+    return attempt(config, run_dir).result
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one call did to a run: its result, and whether this call trained it."""
+
+    result: dict[str, Any]
+    trained: bool
+
+
+def attempt(config: RunConfig, run_dir: str | os.PathLike) -> Attempt:
+    """`train_and_evaluate`, telling a run trained now from one found finished.
+
+    The run's lock is taken before training and `result.json` is looked for again once
+    it is held, so a run that another process finished meanwhile is never trained twice.
+    Raises `store.LockHeld` while another live process trains it.
+    """
+    path = epath.Path(store.absolute(run_dir))
     validate(config)
     store.init_run(path, config)
     if (path / "result.json").exists():
-        return store.read_json(path / "result.json")
-    with store.claim(path), _run_log(path):
-        try:
-            result = _train_and_evaluate(config, path)
-        except Diverged as e:
-            store.write_failure(path, store.DIVERGED, str(e), step=e.step)
-            raise
-        except Exception as e:
-            store.write_failure(
-                path, store.FAILED, f"{type(e).__name__}: {e}", traceback=traceback.format_exc()
-            )
-            raise
-        store.write_result(path, result)
-        return result
+        return Attempt(store.read_json(path / "result.json"), trained=False)
+    with store.claim(path):
+        if (path / "result.json").exists():  # finished while we waited for the lock
+            return Attempt(store.read_json(path / "result.json"), trained=False)
+        with _run_log(path):
+            try:
+                result = _train_and_evaluate(config, path)
+            except Diverged as e:
+                store.write_failure(path, store.DIVERGED, str(e), step=e.step)
+                raise
+            except Exception as e:
+                store.write_failure(
+                    path,
+                    store.FAILED,
+                    f"{type(e).__name__}: {e}",
+                    traceback=traceback.format_exc(),
+                )
+                raise
+            store.write_result(path, result)
+            return Attempt(result, trained=True)
 
 
 @contextlib.contextmanager
@@ -195,7 +219,7 @@ def _train_and_evaluate(config: RunConfig, path: epath.Path) -> dict[str, Any]:
     schedule = resolve_schedule(len(splits.train), t)
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[t.dtype]
 
-    model, model_cfg = _build_model(config, path.parent.parent, n_leads, n_classes, dtype)
+    model, model_cfg = _build_model(config, store.store_root(path), n_leads, n_classes, dtype)
     data_splits, shape = splits, {"n_leads": n_leads, "n_classes": n_classes, "length": d.length}
     if tr.mode == "linear_probe":  # train the head on features of the frozen backbone
         model, splits, d = probe_data(model, splits, d, e.batch_size)
