@@ -51,6 +51,9 @@ class DataConfig:
     subset_size: int = 0  # training exams; 0 = the whole pool
     shots: int = 0  # few-shot: k positives per class; 0 = off
     nan_policy: str = "fail"  # "fail" or "exclude" exams with NaN/inf samples
+    # What the data at `path` (and `test_path`) is: a hash of its content, filled in when
+    # a sweep is planned. It stands for the paths in the run id, so moving data keeps ids.
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -312,17 +315,24 @@ def canonical(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
+PATH_KEYS = ("data.path", "data.test_path")
+"""Fields naming where data lives: resolved against the working directory by the CLI, and
+left out of the run id once `data.fingerprint` says what the data is."""
+
+
 def identity(cfg: RunConfig) -> dict[str, Any]:
     """The fields of the canonical config that differ from the defaults, by dotted path.
 
     Hashing only these keeps every existing run id when a new field is added with a
     default; changing a default is then a change of meaning the code version records.
+    The dataset enters by its content fingerprint, not by its paths, when it has one.
     """
     cfg, default = canonical(cfg), RunConfig()
+    skip = PATH_KEYS if cfg.data.fingerprint else ()
     return {
         path: list(v) if isinstance(v, tuple) else v
         for path in LEAF_TYPES
-        if (v := get_value(cfg, path)) != get_value(default, path)
+        if path not in skip and (v := get_value(cfg, path)) != get_value(default, path)
     }
 
 

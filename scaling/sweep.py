@@ -18,7 +18,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from scaling.config import ConfigError, RunConfig, canonical, override, resolve_key, run_id
+from scaling.config import (
+    PATH_KEYS,
+    ConfigError,
+    RunConfig,
+    canonical,
+    get_value,
+    override,
+    resolve_key,
+    run_id,
+)
+from scaling.store import absolute
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -152,10 +162,19 @@ def _points(sweep: Sweep) -> list[dict[str, Any]]:
 
 
 def expand(
-    sweep: Sweep, overrides: dict[str, Any] | None = None, base: RunConfig | None = None
+    sweep: Sweep,
+    overrides: dict[str, Any] | None = None,
+    base: RunConfig | None = None,
+    *,
+    cwd: Path | None = None,
 ) -> list[PlannedRun]:
-    """Resolved configs of every run, in axis order, each with its run id (duplicates dropped)."""
+    """Resolved configs of every run, in axis order, each with its run id (duplicates dropped).
+
+    Data paths are made absolute against `cwd` (default: this process's working directory)
+    and each dataset's content fingerprint enters the run id in place of its path.
+    """
     overrides = overrides or {}
+    fingerprints: dict[str, str] = {}
     try:
         axis_keys = {resolve_key(k) for axis in sweep.axes for k in axis}
         for key in overrides:
@@ -165,7 +184,8 @@ def expand(
         cfg = override(cfg, {**sweep.fixed, **overrides})
         planned, seen = [], set()
         for point in _points(sweep):
-            run_cfg = canonical(override(cfg, point))
+            run_cfg = locate_data(override(cfg, point), cwd or Path.cwd(), fingerprints)
+            run_cfg = canonical(run_cfg)
             rid = run_id(run_cfg)
             if rid not in seen:
                 seen.add(rid)
@@ -174,6 +194,27 @@ def expand(
         raise SweepError(f"sweep '{sweep.name}': {e}") from e
     _ = sweep.resources  # unknown profile fails here, before anything starts
     return planned
+
+
+def locate_data(cfg: RunConfig, cwd: Path, cache: dict[str, str] | None = None) -> RunConfig:
+    """`cfg` with its data paths absolute (against `cwd`) and its data fingerprint filled in.
+
+    The fingerprint covers the dataset and the separate test set; it stays empty while the
+    data is missing (a dry run before downloading), and the run id then uses the paths.
+    """
+    from scaling.data.fingerprint import fingerprint  # late: scaling.data imports h5py, pandas
+
+    cache = {} if cache is None else cache
+    updates = {key: absolute(value, cwd) for key in PATH_KEYS if (value := get_value(cfg, key))}
+    prints = []
+    for key in PATH_KEYS:
+        if path := updates.get(key):
+            if path not in cache:
+                cache[path] = fingerprint(path)
+            prints.append(cache[path])
+    if all(prints) and prints:
+        updates["data.fingerprint"] = "-".join(prints)
+    return override(cfg, updates) if updates else cfg
 
 
 def replace_axes(sweep: Sweep, values: dict[str, list[Any]]) -> Sweep:
