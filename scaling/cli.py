@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from scaling import store
@@ -25,8 +26,10 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input: printed as one line, exit 2 (imported late: start-up)."""
     from scaling.data.dataset import DataError
     from scaling.laws import LawError
+    from scaling.metrics import MetricsError
+    from scaling.transfer import TransferError
 
-    return (ConfigError, SweepError, DataError, UsageError, LawError)
+    return (ConfigError, SweepError, DataError, UsageError, LawError, MetricsError, TransferError)
 
 
 # ---------------------------------------------------------------------------
@@ -43,6 +46,27 @@ def writable_dir(path: str) -> Path:
     except OSError as e:
         raise UsageError(f"cannot write to output directory '{out}': {e.strerror or e}") from e
     return out
+
+
+def _absolute_paths(overrides: dict[str, str]) -> dict[str, str]:
+    """`--set` values of path fields made absolute against the working directory."""
+    from scaling.config import PATH_KEYS, resolve_key
+
+    return {
+        k: store.absolute(v) if v and resolve_key(k) in PATH_KEYS else v
+        for k, v in overrides.items()
+    }
+
+
+def _resolve_paths(args: argparse.Namespace) -> None:
+    """Every path the user gave, made absolute against the working directory, once, here:
+    Orbax, Ray workers (another working directory) and cluster jobs see absolute paths."""
+    for name in ("store", "out", "compile_cache", "path"):
+        if value := getattr(args, name, None):
+            setattr(args, name, store.absolute(value))
+    for name in ("sweep", "experiment"):  # a name, or a path to a .py file
+        if (value := getattr(args, name, None)) and value.endswith(".py"):
+            setattr(args, name, store.absolute(value))
 
 
 def _axes(items: list[str]) -> dict[str, list[str]]:
@@ -65,7 +89,7 @@ def _plan(args: argparse.Namespace):
     sweep = replace_axes(load_sweep(args.sweep), _axes(args.axis or []))
     if args.profile:
         sweep = replace(sweep, profile=args.profile)
-    return sweep, expand(sweep, parse_overrides(args.set or []))
+    return sweep, expand(sweep, parse_overrides(args.set or []), cwd=Path.cwd())
 
 
 # ---------------------------------------------------------------------------
@@ -82,6 +106,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from scaling.orchestrate import run_sweep
 
     started = time.monotonic()
+    if not args.address:  # a cluster's data may not be visible here; its workers check it
+        _check_data(runs, args.store, sweep.name)
     summary = run_sweep(
         sweep,
         runs,
@@ -90,18 +116,44 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         max_concurrent=args.max_concurrent,
         num_cpus=args.num_cpus,
         compile_cache=args.compile_cache,
+        retry_diverged=args.retry_diverged,
     )
-    print(
-        f"sweep {sweep.name}: {len(summary.finished)}/{len(runs)} finished "
-        f"({len(summary.trained)} trained now), {len(summary.failed)} failed, "
-        f"{len(summary.diverged)} diverged in {time.monotonic() - started:.1f}s; "
-        f"store {args.store}"
-    )
+    print(_summary_line(sweep.name, summary, len(runs), time.monotonic() - started, args.store))
     for rid, msg in summary.diverged.items():
-        print(f"  diverged {rid}: {msg}")
+        print(f"  diverged {rid}: {msg} (kept; --retry-diverged trains it again)")
     for rid, msg in summary.failed.items():
-        print(f"  FAILED {rid}: {msg} (traceback in {args.store}/{sweep.name}/{rid}/failure.json)")
+        where = store.run_path(args.store, sweep.name, rid) / "failure.json"
+        print(f"  FAILED {rid}: {msg} (traceback in {where}; launch again to retry)")
     return 0 if summary.ok else EXIT_FAILED_RUNS
+
+
+def _check_data(runs, store_path: str, sweep: str) -> None:
+    """Open the data of every unfinished run as its worker will (bad data: one line, exit 2);
+    the readers' warnings (exams left out) are printed once each."""
+    from scaling.data.preflight import preflight
+
+    todo = [
+        r
+        for r in runs
+        if not (store.run_path(store_path, sweep, r.run_id) / "result.json").exists()
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        preflight(r.config.data for r in todo)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def _summary_line(name: str, summary, planned: int, seconds: float, store_path: str) -> str:
+    """One line: finished of planned, trained by this invocation, retried, failed, diverged."""
+    retried = f", {len(summary.retried)} retried" if summary.retried else ""
+    if summary.waited:
+        retried += f", {len(summary.waited)} finished by another process while waiting"
+    return (
+        f"sweep {name}: {len(summary.finished)}/{planned} finished "
+        f"({len(summary.trained)} trained now{retried}), {len(summary.failed)} failed, "
+        f"{len(summary.diverged)} diverged in {seconds:.1f}s; store {store_path}"
+    )
 
 
 def _compile_cache_arg(p: argparse.ArgumentParser) -> None:
@@ -118,7 +170,7 @@ def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | No
     from scaling import cost, results
 
     table = results.collect(store_path, sweep.name) if Path(store_path).exists() else None
-    statuses = [store.run_status(Path(store_path) / sweep.name / r.run_id) for r in runs]
+    statuses = [store.run_status(store.run_path(store_path, sweep.name, r.run_id)) for r in runs]
     costs = cost.sweep_costs(runs, statuses, table, calibrated=calibrate)
     lines = [
         f"sweep {sweep.name} ({sweep.experiment}), profile {sweep.profile}: "
@@ -152,11 +204,12 @@ def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | No
 
 def cmd_run(args: argparse.Namespace) -> int:
     from scaling.config import override, run_id
-    from scaling.sweep import load_experiment
+    from scaling.sweep import load_experiment, locate_data
     from scaling.train import train_and_evaluate
 
     cfg = override(load_experiment(args.experiment), parse_overrides(args.set or []))
-    path = Path(args.store) / "runs" / run_id(cfg)
+    cfg = locate_data(cfg, Path.cwd())
+    path = store.run_path(args.store, "runs", run_id(cfg))
     result = train_and_evaluate(cfg, path)
     macro = result["metrics"]["test"]["macro"]
     print(f"run {path}: test macro AUROC {macro['auroc']:.4f}, loss {result['loss']['test']:.4f}")
@@ -276,7 +329,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from scaling.orchestrate import submit
 
     _plan(args)  # a malformed sweep fails here, before anything is submitted
-    extra = [f"--set={s}" for s in args.set or []] + [f"--axis={a}" for a in args.axis or []]
+    overrides = _absolute_paths(parse_overrides(args.set or []))
+    extra = [f"--set={k}={v}" for k, v in overrides.items()]
+    extra += [f"--axis={a}" for a in args.axis or []]
     if args.profile:
         extra.append(f"--profile={args.profile}")
     if args.compile_cache:
@@ -310,7 +365,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     classes = tuple(c for c in (args.classes or "").split(",") if c)
     report = check_dataset(args.path, kind=args.kind, classes=classes)
     print(report.format())
-    return 0 if not report.problems else EXIT_FAILED_RUNS
+    return 0 if not report.problems else EXIT_BAD_INPUT
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -404,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --dry-run: time a few train steps of each model shape here",
     )
+    p.add_argument(
+        "--retry-diverged",
+        action="store_true",
+        help="train diverged runs again (by default their divergence is kept as their result)",
+    )
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("submit", help="submit a sweep as a Ray job to a cluster")
@@ -462,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _resolve_paths(args)
         return args.fn(args)
     except _known_errors() as e:
         print(f"error: {e}", file=sys.stderr)

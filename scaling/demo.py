@@ -45,17 +45,19 @@ def run_demo(
     started = time.monotonic()
     data = (out / "data").resolve()
     sweep = replace_axes(load_sweep(DEMO_SWEEP), axis)
-    runs = expand(sweep, {"data.path": str(data), **overrides})  # bad input fails before work
+    expand(sweep, overrides)  # bad input fails here, before any work
     if ensure_data(data, exams=exams, patients=patients):
         print(
             f"wrote {exams} synthetic exams of {patients} patients to {data} "
             f"in {time.monotonic() - started:.1f}s"
         )
+    runs = expand(sweep, {"data.path": str(data), **overrides})
     store_path = str(out / "store")
     print(f"sweep {sweep.name}: {len(runs)} runs into {store_path}")
     summary = run_sweep(sweep, runs, store_path, num_cpus=num_cpus, compile_cache=compile_cache)
+    retried = f", {len(summary.retried)} retried" if summary.retried else ""
     print(
-        f"runs: {len(summary.finished)} finished ({len(summary.trained)} trained now), "
+        f"runs: {len(summary.finished)} finished ({len(summary.trained)} trained now{retried}), "
         f"{len(summary.failed)} failed, {len(summary.diverged)} diverged"
     )
     for rid, msg in summary.failed.items():

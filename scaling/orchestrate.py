@@ -7,14 +7,16 @@ the store; they read data from disk themselves and never receive arrays by value
 from __future__ import annotations
 
 import os
+import shlex
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
-import ray
 from etils import epath
 
 from scaling import store
@@ -23,18 +25,43 @@ from scaling.progress import Reporter, summarize
 from scaling.sweep import REPO_ROOT, PlannedRun, Resources, Sweep, SweepError
 
 LOCK_POLL_S = 2.0
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+"""Ray's single-machine mode: every server of a node binds to 127.0.0.1, not to the
+machine's network address (Ray reads it when it is imported)."""
 
 
 @dataclass
 class SweepSummary:
     finished: list[str] = field(default_factory=list)
-    trained: list[str] = field(default_factory=list)  # finished by this invocation's tasks
+    trained: list[str] = field(default_factory=list)  # trained (to the end) by this invocation
+    retried: list[str] = field(default_factory=list)  # had failed before; launched again
+    waited: list[str] = field(default_factory=list)  # found finished by another process
     failed: dict[str, str] = field(default_factory=dict)  # run id -> error summary
     diverged: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether `address` is this machine's loopback (None: an embedded cluster, which is)."""
+    if not address:
+        return True
+    host = urlsplit(address if "://" in address else f"ray://{address}").hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def import_ray(address: str | None) -> ModuleType:
+    """Ray, imported so that a cluster on this machine stays on the loopback interface.
+
+    Must run before anything else in the process imports Ray; workers inherit the setting.
+    """
+    if is_loopback(address):
+        os.environ.update(LOOPBACK_ONLY)
+    import ray
+
+    return ray
 
 
 def _default_cache(store_path: str) -> str:
@@ -57,8 +84,9 @@ def worker_env(compile_cache: str, resources: Resources) -> dict[str, str]:
     return env
 
 
-def connect(address: str | None, *, env: dict[str, str], num_cpus: int | None = None) -> None:
-    """An existing cluster at `address`, or a new embedded one on this machine."""
+def connect(address: str | None, *, env: dict[str, str], num_cpus: int | None = None) -> Any:
+    """An existing cluster at `address`, or a new embedded one on 127.0.0.1; returns `ray`."""
+    ray = import_ray(address)
     runtime_env = {"env_vars": env}
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
@@ -71,9 +99,10 @@ def connect(address: str | None, *, env: dict[str, str], num_cpus: int | None = 
             log_to_driver=False,
             configure_logging=False,
         )
+    return ray
 
 
-def check_resources(resources: Resources) -> None:
+def check_resources(ray: Any, resources: Resources) -> None:
     """Fail before anything starts when no node of the cluster can host one run."""
     wanted = {"CPU": resources.num_cpus, "GPU": resources.num_gpus, **resources.custom}
     wanted = {k: v for k, v in wanted.items() if v > 0}
@@ -83,27 +112,47 @@ def check_resources(resources: Resources) -> None:
         raise SweepError(f"no node of the cluster can provide {wanted} per run; nodes have {have}")
 
 
-@ray.remote
 def _run_task(cfg: dict[str, Any], run_dir: str) -> dict[str, Any]:
     """Train one run to completion in a worker, waiting if another process holds it."""
-    from scaling.train import Diverged, train_and_evaluate
+    from scaling.train import Diverged, attempt
 
     config = from_dict(cfg)
-    path = epath.Path(run_dir)
-    trained_before = store.count_trainings(path)
+    waited = False
     while True:
         try:
-            result = train_and_evaluate(config, path)
+            done = attempt(config, run_dir)
         except store.LockHeld:
+            waited = True
             time.sleep(LOCK_POLL_S)
             continue
         except Diverged as e:
             return {"status": store.DIVERGED, "message": str(e)}
         return {
             "status": store.FINISHED,
-            "wall_time_s": result.get("wall_time_s"),
-            "trained": store.count_trainings(path) > trained_before,
+            "wall_time_s": done.result.get("wall_time_s"),
+            "trained": done.trained,
+            "waited": waited and not done.trained,
         }
+
+
+def _triage(
+    sweep: Sweep, runs: list[PlannedRun], root: str, retry_diverged: bool, summary: SweepSummary
+) -> list[tuple[PlannedRun, epath.Path]]:
+    """The runs to launch: unfinished ones (failed ones again, diverged ones if asked)."""
+    todo = []
+    for run in runs:
+        path = store.run_path(root, sweep.name, run.run_id)
+        status = store.run_status(path)
+        if status == store.FINISHED:
+            summary.finished.append(run.run_id)
+            continue
+        if status == store.DIVERGED and not retry_diverged:
+            summary.diverged[run.run_id] = store.read_json(path / "failure.json")["message"]
+            continue
+        if status in (store.FAILED, store.DIVERGED):
+            summary.retried.append(run.run_id)
+        todo.append((run, path))
+    return todo
 
 
 def run_sweep(
@@ -115,38 +164,40 @@ def run_sweep(
     max_concurrent: int | None = None,
     num_cpus: int | None = None,
     compile_cache: str | None = None,
+    retry_diverged: bool = False,
     report_every: float = 10.0,
 ) -> SweepSummary:
     """Run every unfinished run of `runs` on Ray and wait for all of them.
 
-    Finished runs are skipped; unfinished ones resume. Ctrl-C cancels the tasks in
-    flight (their locks then go stale and the next launch resumes them).
+    Finished runs are skipped, failed ones are launched again and resume from their
+    checkpoints, diverged ones are kept (a result of their config) unless
+    `retry_diverged`. Ctrl-C cancels the tasks in flight (their locks then go stale and
+    the next launch resumes them).
     """
     resources = sweep.resources
-    root = epath.Path(store_path)
+    store_path = store.absolute(store_path)
     summary = SweepSummary()
-    todo = []
-    for run in runs:
-        path = root / sweep.name / run.run_id
-        if (path / "result.json").exists():
-            summary.finished.append(run.run_id)
-        else:
-            todo.append((run, path))
+    todo = _triage(sweep, runs, store_path, retry_diverged, summary)
     reporter = Reporter(every=report_every)
     if not todo:
-        reporter.show(f"sweep {sweep.name}: all {len(runs)} runs already finished")
+        reporter.show(f"sweep {sweep.name}: all {len(runs)} runs already finished or diverged")
         return summary
+    if summary.retried:
+        reporter.show(
+            f"sweep {sweep.name}: retrying {len(summary.retried)} run(s) that did not finish "
+            f"before ({', '.join(summary.retried)})"
+        )
 
-    connect(
+    ray = connect(
         address,
         env=worker_env(compile_cache or _default_cache(store_path), resources),
         num_cpus=num_cpus,
     )
     try:
-        check_resources(resources)
+        check_resources(ray, resources)
         for run, path in todo:
             store.init_run(path, run.config)
-        task = _run_task.options(
+        task = ray.remote(_run_task).options(
             num_cpus=resources.num_cpus,
             num_gpus=resources.num_gpus,
             resources=resources.custom or None,
@@ -154,20 +205,21 @@ def run_sweep(
             retry_exceptions=False,
         )
         limit = max_concurrent or len(todo)
-        concurrency = min(limit, _cluster_slots(resources))
+        concurrency = min(limit, _cluster_slots(ray, resources))
         started = time.monotonic()
         queue = list(todo)
-        in_flight: dict[Any, str] = {}
+        in_flight: dict[Any, tuple[str, epath.Path]] = {}
         durations: list[float] = []
         try:
             while queue or in_flight:
                 while queue and len(in_flight) < limit:
                     run, path = queue.pop(0)
-                    in_flight[task.remote(to_dict(run.config), os.fspath(path))] = run.run_id
+                    ref = task.remote(to_dict(run.config), os.fspath(path))
+                    in_flight[ref] = (run.run_id, path)
                 done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
                 for ref in done:
-                    rid = in_flight.pop(ref)
-                    _collect(ref, rid, root / sweep.name / rid, summary, durations)
+                    rid, path = in_flight.pop(ref)
+                    _collect(ray, ref, rid, path, summary, durations)
                 if reporter.due(force=not (queue or in_flight)):
                     reporter.show(
                         summarize(
@@ -192,7 +244,7 @@ def run_sweep(
     return summary
 
 
-def _cluster_slots(resources: Resources) -> int:
+def _cluster_slots(ray: Any, resources: Resources) -> int:
     total = ray.cluster_resources()
     slots = [total.get("CPU", 0) / resources.num_cpus] if resources.num_cpus else []
     if resources.num_gpus:
@@ -201,7 +253,12 @@ def _cluster_slots(resources: Resources) -> int:
 
 
 def _collect(
-    ref: Any, rid: str, path: epath.Path, summary: SweepSummary, durations: list[float]
+    ray: Any,
+    ref: Any,
+    rid: str,
+    path: epath.Path,
+    summary: SweepSummary,
+    durations: list[float],
 ) -> None:
     try:
         out = ray.get(ref)
@@ -223,6 +280,8 @@ def _collect(
     summary.finished.append(rid)
     if out.get("trained"):
         summary.trained.append(rid)
+    if out.get("waited"):
+        summary.waited.append(rid)
     if out.get("wall_time_s"):
         durations.append(float(out["wall_time_s"]))
 
@@ -239,11 +298,19 @@ def submit(
     extra_args: list[str],
     working_dir: Path = REPO_ROOT,
 ) -> str:
-    """Submit `scaling sweep` as a Ray job; returns the job id."""
+    """Submit `scaling sweep` as a Ray job; returns the job id.
+
+    The working directory travels with the job and is its working directory there: a
+    sweep file inside it is named relative to it, every other path absolute.
+    """
     from ray.job_submission import JobSubmissionClient
 
+    if sweep_name.endswith(".py"):
+        sweep_file = Path(sweep_name).resolve()
+        if sweep_file.is_relative_to(working_dir.resolve()):
+            sweep_name = os.fspath(sweep_file.relative_to(working_dir.resolve()))
     client = JobSubmissionClient(address)
-    entrypoint = " ".join(
+    entrypoint = shlex.join(
         [
             "python",
             "-m",
@@ -251,7 +318,7 @@ def submit(
             "sweep",
             sweep_name,
             "--store",
-            store_path,
+            store.absolute(store_path),
             "--address",
             "auto",
             *extra_args,

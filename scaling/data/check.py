@@ -52,16 +52,21 @@ class CheckReport:
 
 
 def detect_kind(path: Path) -> str:
-    """The dataset kind at `path`: code (exams.csv), ptbxl (ptbxl_database.csv) or cpsc (*.hea)."""
+    """The dataset kind at `path`: code (exams.csv), ptbxl (ptbxl_database.csv) or cpsc
+    (*.hea records, or the 2018 release's REFERENCE.csv)."""
     if (path / TABLE).is_file():
         return "code"
     if (path / "ptbxl_database.csv").is_file():
         return "ptbxl"
-    if next(path.glob("*.hea"), None) or next(path.glob("*/*.hea"), None):
+    if (
+        next(path.glob("*.hea"), None)
+        or next(path.glob("*/*.hea"), None)
+        or (path / "REFERENCE.csv").is_file()
+    ):
         return "cpsc"
     raise DataError(
         f"{path}: cannot tell the dataset kind; expected {TABLE} (CODE), "
-        "ptbxl_database.csv (PTB-XL) or *.hea records (CPSC)"
+        "ptbxl_database.csv (PTB-XL), or *.hea records or REFERENCE.csv (CPSC)"
     )
 
 
