@@ -23,6 +23,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # Ray >= 2.59 turns token auth on for local clusters; say so explicitly so that every
 # client (ray CLI, job SDK, drivers) sends the token from ~/.ray/auth_token.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+# The test head, its workers and every driver of the suite stay on 127.0.0.1 (Ray's
+# single-machine mode; `scaling` sets the same for loopback addresses).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -39,6 +42,28 @@ def scaling_cmd(
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
+    )
+
+
+SCALING = Path(sys.executable).parent / "scaling"
+"""The installed console script, beside the interpreter running the tests."""
+
+
+def scaling_bin(
+    *args: str, cwd: Path, timeout: float = 900, wait: bool = True
+) -> subprocess.CompletedProcess | subprocess.Popen:
+    """The installed `scaling` command typed in `cwd`, as a user would (relative paths).
+
+    With `wait=False` the running process is returned, its output piped as text.
+    """
+    command = [str(SCALING) if SCALING.exists() else "scaling", *args]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    if not wait:
+        return subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -119,11 +144,13 @@ TINY = {
 
 
 def tiny_config(data_path: Path | str, **overrides):
-    """The demo experiment with `TINY` and `overrides` applied, reading `data_path`."""
+    """The demo experiment with `TINY` and `overrides` applied, reading `data_path`, its data
+    fingerprint filled in as `scaling sweep` does (so that ids match the command's)."""
     from scaling.config import override
-    from scaling.sweep import load_experiment
+    from scaling.sweep import load_experiment, locate_data
 
-    return override(load_experiment("demo"), {**TINY, "data.path": str(data_path), **overrides})
+    cfg = override(load_experiment("demo"), {**TINY, "data.path": str(data_path), **overrides})
+    return locate_data(cfg, Path.cwd())
 
 
 @pytest.fixture(scope="session")

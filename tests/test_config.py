@@ -100,3 +100,25 @@ def test_string_fields_take_only_their_choices():
         override(RunConfig(), {"mode": "finetuning"})
     with pytest.raises(ConfigError, match=r"'data\.kind' must be one of code, ptbxl, cpsc"):
         validate(RunConfig(data=RunConfig().data.__class__(kind="mitbih")))
+
+
+def test_the_data_enters_the_run_id_by_its_fingerprint_not_its_path(tmp_path):
+    from scaling.config import override, run_id
+    from scaling.data import write_code_dataset
+    from scaling.sweep import locate_data
+
+    write_code_dataset(tmp_path / "a", n_exams=20, n_patients=10, length=64, seed=0)
+    write_code_dataset(tmp_path / "b", n_exams=20, n_patients=10, length=64, seed=0)
+    write_code_dataset(tmp_path / "c", n_exams=20, n_patients=10, length=64, seed=1)
+    at = {
+        name: locate_data(override(RunConfig(), {"data.path": name}), tmp_path)
+        for name in ("a", "b", "c", "./b/")
+    }
+    assert at["a"].data.path == str(tmp_path / "a") and at["a"].data.fingerprint
+    assert run_id(at["a"]) == run_id(at["b"]) == run_id(at["./b/"])  # the same content
+    assert run_id(at["c"]) != run_id(at["a"])  # other labels and signals
+    missing = locate_data(override(RunConfig(), {"data.path": "none"}), tmp_path)
+    assert missing.data.fingerprint == ""  # not there yet: identified by its path
+    assert run_id(missing) != run_id(
+        locate_data(override(RunConfig(), {"data.path": "n"}), tmp_path)
+    )

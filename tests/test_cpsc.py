@@ -1,6 +1,7 @@
 """CPSC 2018 / Challenge 2020-2021 reader on the real samples, its errors, and the writer."""
 
 import pickle
+import re
 import shutil
 
 import numpy as np
@@ -217,7 +218,8 @@ def test_missing_signal_line_is_a_data_error(two_records):
 
 def test_mixed_sample_rates_are_a_data_error(two_records):
     edit_header(two_records / "A0001.hea", "A0001 12 500 7500", "A0001 12 250 7500")
-    with pytest.raises(DataError, match=r"different sample rates \[250\.0, 500\.0\]"):
+    folder = re.escape(str(two_records))
+    with pytest.raises(DataError, match=rf"^{folder}: records have different sample rates \[250"):
         read_cpsc(two_records)
 
 

@@ -2,12 +2,14 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 
+import psutil
 import pytest
 from conftest import REPO, TINY, scaling_cmd
 from etils import epath
@@ -172,13 +174,59 @@ def test_killed_driver_then_relaunch_completes_without_retraining(ray_head, code
 
 def test_two_concurrent_invocations_train_each_run_once(ray_head, code_data, tmp_path):
     address, _ = ray_head
-    sweep = write_sweep(tmp_path, "twice", [40, 70, 100], code_data)
+    sweep = write_sweep(tmp_path, "twice", [40, 70, 100], code_data, max_steps=60)
     st = tmp_path / "store"
-    procs = [start_sweep(sweep, st, address) for _ in range(2)]
-    outs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    first = start_sweep(sweep, st, address, "--max-concurrent", "1")
+    holder = worker_pid(st / "twice", min_evals=1)
+    os.kill(holder, signal.SIGSTOP)  # the first driver's run holds its lock, paused
+    try:
+        second = start_sweep(sweep, st, address)
+        # Both drivers' tasks are in flight at once: the second one's waits on the lock.
+        wait_until(lambda: len(task_processes()) >= 2, "the second driver's task never started")
+    finally:
+        os.kill(holder, signal.SIGCONT)
+    outs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
     assert trainings(st, "twice") == dict.fromkeys(trainings(st, "twice"), 1)
     assert len(trainings(st, "twice")) == 3
+    trained = [int(re.search(r"\((\d+) trained now", out).group(1)) for out in outs]
+    assert sum(trained) == 3, outs  # each run counted once, by the driver that trained it
+    assert "1 finished by another process while waiting" in outs[1], outs[1]
+
+
+def task_processes() -> list[psutil.Process]:
+    """Ray workers running a sweep's training task on this machine."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        if (p.info["cmdline"] or [""])[0].startswith("ray::_run_task"):
+            found.append(p)
+    return found
+
+
+def wait_until(condition, message: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)
+
+
+def worker_pid(sweep_dir, min_evals: int) -> int:
+    """The pid of a live worker training a run of `sweep_dir` with `min_evals` evaluations."""
+    found: list[int] = []
+
+    def seen() -> bool:
+        for lock in sweep_dir.glob("*/lock"):
+            try:
+                pid = json.loads(lock.read_text())["pid"]
+            except (json.JSONDecodeError, FileNotFoundError):
+                continue
+            if len(store.read_metrics(epath.Path(lock.parent))) >= min_evals:
+                found.append(pid)
+                return psutil.pid_exists(pid)
+        return False
+
+    wait_until(seen, f"no worker of {sweep_dir} reached {min_evals} evaluations")
+    return found[-1]
 
 
 def test_resources_the_cluster_cannot_provide_fail_before_anything_starts(
@@ -218,21 +266,24 @@ def test_ctrl_c_cancels_runs_in_flight_and_the_store_stays_consistent(
     ray_head, code_data, tmp_path
 ):
     address, _ = ray_head
-    sweep = write_sweep(
-        tmp_path, "interrupt", [80, 120], code_data, max_steps=300, early_stopping=0
-    )
+    sweep = write_sweep(tmp_path, "interrupt", [80, 120], code_data, max_steps=100)
     st = tmp_path / "store"
     proc = start_sweep(sweep, st, address)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not any(
-        len(store.read_metrics(epath.Path(p.parent))) >= 1 for p in st.glob("interrupt/*/lock")
-    ):
-        time.sleep(0.1)
+    pid = worker_pid(st / "interrupt", min_evals=1)
+    os.kill(pid, signal.SIGSTOP)  # verifiably mid-run: it cannot finish before the signal
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "interrupted: cancelled" in out
+    wait_until(lambda: not _alive(pid), f"the cancelled worker {pid} is still running", 60)
     assert not list(st.glob("interrupt/*/result.json"))  # nothing partial reads as a result
     again = scaling_cmd("sweep", str(sweep), "--store", str(st), "--address", address)
     assert again.returncode == 0, again.stdout + again.stderr
     assert {s.status for s in store.scan(st, "interrupt")} == {"finished"}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -71,3 +71,20 @@ def test_metrics_log_ignores_a_torn_last_line(run):
 def test_scan_finds_runs(run, tmp_path):
     states = store.scan(tmp_path)
     assert [(s.sweep, s.run_id, s.status) for s in states] == [("sweep", "r1", store.PENDING)]
+
+
+def test_a_second_failure_replaces_the_first_and_leaves_no_temporary_file(run):
+    store.write_failure(run, store.FAILED, "first")
+    store.write_failure(run, store.DIVERGED, "second", step=7)
+    failure = store.read_json(run / "failure.json")
+    assert (failure["status"], failure["message"], failure["step"]) == ("diverged", "second", 7)
+    assert store.run_status(run) == store.DIVERGED
+    assert [p.name for p in run.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_relative_paths_become_absolute_and_urls_stay(tmp_path):
+    assert store.absolute("store", tmp_path) == str(tmp_path / "store")
+    assert store.absolute("../x/./y", tmp_path / "a") == str(tmp_path / "x" / "y")
+    assert store.absolute("s3://bucket/prefix", tmp_path) == "s3://bucket/prefix"
+    root = store.absolute("st", tmp_path)
+    assert store.store_root(store.run_path(root, "sweep", "abc")) == epath.Path(root)
