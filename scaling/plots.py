@@ -1,4 +1,4 @@
-"""Figures of fitted laws: scaling curves, per-class panels, residuals, forms, joint contours.
+"""Figures of fitted laws: scaling curves, per-class panels, residuals, forms, backtest, joint.
 
 Every function takes fitted laws (`scaling.laws.MetricFit`), draws with seaborn's
 "paper" style (fonts ≥ 8 pt, panels 3.5 in wide, one journal column) and saves
@@ -19,7 +19,7 @@ from matplotlib import ticker
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from scaling.laws import MetricFit, compute_optimal
+from scaling.laws import Backtest, MetricFit, compute_optimal
 from scaling.laws.table import LOSSES
 
 matplotlib.use("Agg")  # files only, never a window
@@ -89,6 +89,24 @@ def plot_forms(fits: list[MetricFit], out: Path) -> list[Path]:
             _draw_law(ax, fit, color, f"{fit.law.form} (AIC {fit.law.aic:.0f})", band=False)
         _label(ax, fits[0])
         ax.legend(frameon=False)
+        return _save(fig, out)
+
+
+def plot_backtest(selection: Backtest, out: Path, x_name: str = "subset_size") -> list[Path]:
+    """Rolling backtest: each form's log-RMSE against the cut-off, marker area by its weight."""
+    cutoffs = selection.cutoffs.dropna(subset=["log_rmse"])
+    forms = list(dict.fromkeys(cutoffs["form"]))
+    with _paper_style():
+        fig, (ax,) = _panels(1)
+        for name, color in zip(forms, sns.color_palette("colorblind", len(forms)), strict=True):
+            rows = cutoffs[cutoffs["form"] == name]
+            style = "-" if name == selection.chosen else ":"
+            ax.plot(rows["cutoff"], rows["log_rmse"], style, color=color, lw=1.2, label=name)
+            ax.scatter(rows["cutoff"], rows["log_rmse"], s=30 * rows["weight"], color=color)
+        _log_axes(ax)
+        ax.set_xlabel(f"cut-off: largest {_x_label(x_name)} fitted")
+        ax.set_ylabel("log-RMSE of the predictions beyond")
+        ax.legend(frameon=False, fontsize=7)
         return _save(fig, out)
 
 

@@ -23,6 +23,7 @@ from scaling.laws import (
     LawError,
     MetricFit,
     asymptote,
+    average,
     backtest,
     describe_target,
     fit_metric,
@@ -33,6 +34,8 @@ from scaling.laws import (
     per_class_laws,
     to_metric,
 )
+from scaling.laws import fit as laws_fit
+from scaling.laws.selection import band_coverage
 from scaling.laws.table import fit_summaries, summary_classes
 from scaling.results import MEASUREMENTS, ROW_COLUMNS
 
@@ -40,6 +43,7 @@ TIDY_COLUMNS = ("run_id", "sweep", "status", "experiment", *ROW_COLUMNS)
 SEED_COLUMNS = ("data_seed", "init_seed")
 JOINT_X = ("n_params", "subset_size")
 MIN_POSITIVES = 10  # classes with fewer positives on the split are flagged
+SELECTION_BOOTSTRAP = 100  # refits behind the chosen and averaged models' bands and coverage
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
        color: #222; line-height: 1.45; }
@@ -227,7 +231,7 @@ def _laws(table, fits: list[MetricFit], metric: str, target, out_dir: Path) -> l
 
 
 def _selection(table, fits, metric: str, split: str, out_dir: Path, warnings) -> list[Block]:
-    tables, reasons = [], []
+    tables, reasons, headline = [], [], None
     for fit in fits:
         try:
             result = backtest(fit.law.x, fit.law.y, AUTO_FORMS, weights=fit.law.weights)
@@ -236,6 +240,8 @@ def _selection(table, fits, metric: str, split: str, out_dir: Path, warnings) ->
             continue
         tables.append(result.table.assign(metric=fit.metric, **{"class": fit.cls}))
         reasons.append(f"{fit.metric} ({fit.cls}): {result.reason}.")
+        if (fit.metric, fit.cls) == (metric, summary_classes(metric)[-1]):
+            headline = (fit, result)
     if not tables:
         return ["No backtest was possible (see Warnings)."]
     columns = ["form", "n_params", "log_rmse", "rel_error", "weight", "aic", "bic", "chosen"]
@@ -243,11 +249,14 @@ def _selection(table, fits, metric: str, split: str, out_dir: Path, warnings) ->
         "Rolling-origin backtest: at several cut-offs each form is fitted to the subset sizes up "
         "to the cut-off and predicts the larger ones up to 10× ahead; log_rmse is its error in "
         "log space weighted towards the cut-off whose test spans the full 10× (lower is better), "
-        "rel_error the mean relative error, weight its share in the averaged model. AIC and BIC "
-        "are of the fit to all points.",
+        "rel_error the mean relative error, weight its share in the averaged model. Among forms "
+        "within 10% of the best log_rmse the simplest is chosen. AIC and BIC are of the fit to "
+        "all points.",
         pd.concat(tables)[["metric", "class", *columns, "note"]],
         reasons,
     ]
+    if headline:
+        blocks += _headline_selection(*headline, out_dir, warnings)
     cls = summary_classes(metric)[-1]
     compared = []
     for name in AUTO_FORMS:
@@ -260,6 +269,47 @@ def _selection(table, fits, metric: str, split: str, out_dir: Path, warnings) ->
     if compared:
         png, _ = plots.plot_forms(compared, out_dir / "forms")
         blocks.append(Figure(png, f"Law forms fitted to {metric} ({cls})."))
+    return blocks
+
+
+def _headline_selection(fit: MetricFit, result, out_dir: Path, warnings) -> list[Block]:
+    """The backtest figure, the chosen and the averaged model, and the band's coverage."""
+    png, _ = plots.plot_backtest(result, out_dir / "backtest", fit.x_name)
+    blocks: list[Block] = [
+        Figure(png, f"Backtest of {fit.metric} ({fit.cls}): error of each form by cut-off.")
+    ]
+    points = fit.points
+    x = np.repeat(points["x"].to_numpy(float), [len(v) for v in points["values"]])
+    err = np.concatenate([np.asarray(v, dtype=float) for v in points["values"]])
+    seeds = np.concatenate([np.arange(len(v)) for v in points["values"]])
+    at = 10 * x.max()
+    n_bootstrap = SELECTION_BOOTSTRAP
+    try:
+        chosen = laws_fit(x, err, result.chosen, groups=seeds, n_bootstrap=n_bootstrap)
+        mixed = average(x, err, AUTO_FORMS, groups=seeds, n_bootstrap=n_bootstrap)
+        coverage = band_coverage(x, err, result.chosen, groups=seeds, n_bootstrap=n_bootstrap)
+    except LawError as e:
+        warnings.append(f"no model selection summary for {fit.metric} ({fit.cls}): {e}")
+        return blocks
+    rows = []
+    for name, model in ((f"chosen: {result.chosen}", chosen), ("averaged", mixed)):
+        low, high = model.predict_band([at])
+        value, band = to_metric(fit.metric, model.predict([at])[0], (low[0], high[0]))
+        rows.append(
+            {"model": name, f"{fit.metric} at {at:g} (95% band of a run)": format_ci(value, band)}
+        )
+    weights = ", ".join(
+        f"{m.form} {w:.2f}" for m, w in zip(mixed.members, mixed.weights, strict=True)
+    )
+    share = coverage["inside"].sum() / coverage["runs"].sum()
+    blocks += [
+        f"Chosen and averaged model (weights {weights}) at 10× the largest {fit.x_name}; the "
+        "band holds one new run: bootstrap parameter uncertainty plus the run-to-run noise.",
+        pd.DataFrame(rows),
+        f"Measured coverage of the chosen form's 95% band: {share:.0%} of "
+        f"{int(coverage['runs'].sum())} runs beyond the backtest's cut-offs fell inside it.",
+        coverage,
+    ]
     return blocks
 
 

@@ -67,10 +67,10 @@ def test_report_has_every_section_and_figure(report):
         assert f"<h2>{heading}</h2>" in html
         assert f"## {heading}" in md
     assert "<h1>CODE-II data scaling</h1>" in html
-    for name in ("scaling", "residuals", "forms", "per_class"):
+    for name in ("scaling", "residuals", "backtest", "forms", "per_class"):
         assert report[name].exists() and report[name].with_suffix(".pdf").exists()
         assert f"]({name}.png)" in md  # linked beside report.md
-    assert html.count('src="data:image/png;base64,') == 4  # self-contained
+    assert html.count('src="data:image/png;base64,') == 5  # self-contained
     assert 'src="scaling.png"' not in html
 
 
@@ -85,6 +85,28 @@ def test_report_lists_runs_laws_and_warnings(report):
     assert re.search(r"Target macro auroc 0.9 needs subset_size ≈ [\d,]+ \(95% CI", md)
     assert "FLOPs" in md
     assert "Not fitted: the finished runs do not vary both n_params and subset_size." in md
+
+
+def test_report_model_selection_gives_backtest_reasons_models_and_coverage(report):
+    md = report["markdown"].read_text()
+    section = md.split("## Model selection")[1].split("## Per-class laws")[0]
+    for form in ("power", "saturating", "m3", "m4", "broken", "broken2"):
+        assert f"| auroc | macro | {form} |" in section
+    assert re.search(r"- auroc \(macro\): \w+ (extrapolated best|is the simplest)", section)
+    assert "| chosen: " in section and "| averaged |" in section
+    share = re.search(r"Measured coverage of the chosen form's 95% band: (\d+)% of (\d+) runs", md)
+    assert share and int(share.group(2)) > 0, section
+    assert "| cutoff | runs | inside | coverage |" in section
+
+
+def test_report_warns_instead_of_fitting_a_curve_that_rises(tmp_path):
+    table = sweep_table(metrics=("auroc", "f1"))
+    rising = (table["metric"] == "f1") & table["value"].notna()
+    table.loc[rising, "value"] = 1 - 0.01 * table.loc[rising, "subset_size"] ** 0.1
+    paths = write_report(table, tmp_path, metrics=("auroc", "f1"), n_bootstrap=10)
+    md = paths["markdown"].read_text()
+    assert "no law for f1 (macro): y does not fall with x: it rises" in md
+    assert "| auroc | macro | saturating |" in md
 
 
 def test_report_explains_fits_it_cannot_make(tmp_path):

@@ -76,13 +76,24 @@ class LawFit:
         return low, high
 
     def band_draws(self, x: np.ndarray) -> np.ndarray:
-        """Log y of one new run at `x` (draws, len(x)): bootstrap fits plus single-run noise."""
+        """Log y of one new run at `x` (draws, len(x)): bootstrap fits plus single-run noise.
+
+        A form chosen by backtest adds, beyond the largest fitted x, its backtest error
+        (log-RMSE of its extrapolations) as a normal spread: how far off it was before.
+        """
         if len(self.bootstrap) == 0:
             raise LawError("this fit has no bootstrap refits; fit with n_bootstrap > 0")
         form = FORMS[self.form]
-        log_pred = form.log_predict(form.encode(self.bootstrap), _log_x(x, form))
-        noise = np.random.default_rng(0).normal(0.0, self.noise, (NOISE_DRAWS, *log_pred.shape))
-        return (log_pred + noise).reshape(-1, log_pred.shape[-1])
+        lx = _log_x(x, form)
+        log_pred = form.log_predict(form.encode(self.bootstrap), lx)
+        rng = np.random.default_rng(0)
+        draws = log_pred + rng.normal(0.0, self.noise, (NOISE_DRAWS, *log_pred.shape))
+        if self.selection is not None:
+            size, fitted = lx.reshape(len(lx), -1).sum(1), np.log(self.x).reshape(len(self.x), -1)
+            table = self.selection.table
+            error = float(table.loc[table["chosen"], "log_rmse"].iloc[0])
+            draws += rng.normal(0.0, error, draws.shape) * (size > fitted.sum(1).max())
+        return draws.reshape(-1, log_pred.shape[-1])
 
     def predict_band(self, x: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise `level` band for one new run at `x`: parameter uncertainty and run noise."""
@@ -141,8 +152,15 @@ def fit(
     x, y, weights, samples = _data_and_resamples(x, y, weights, groups, n_bootstrap, seed)
     _check_enough(x, y, law)
     if law.x_columns == 1:
-        _check_falls(x, y, weights)
+        check_falls(x, y, weights)
     return _fit_form(law, x, y, weights, samples, delta, noise)
+
+
+def fit_means(x: np.ndarray, y: np.ndarray, weights: np.ndarray, form: str, delta: float) -> LawFit:
+    """`fit` without bootstrap or trend check, of checked per-x means (for backtests)."""
+    law = _form(form)
+    _check_enough(x, y, law)
+    return _fit_form(law, x, y, weights, [], delta, np.nan)
 
 
 # ---------------------------------------------------------------------------
@@ -212,16 +230,21 @@ def _check_enough(x: np.ndarray, y: np.ndarray, form: Form) -> None:
         raise LawError("x has a single distinct value; a law needs several")
 
 
-def _check_falls(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> None:
-    """LawError unless log y falls with log x: one-sided 95% t-test of the weighted slope."""
+def check_falls(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> None:
+    """LawError unless log y falls with log x: one-sided 95% t-test of the weighted slope.
+
+    The slope's standard error comes from the scatter of the (per-x mean) points about the
+    line, not from the seeds: runs share seeds across sizes, so seed effects largely cancel
+    in the slope.
+    """
     lx, ly = np.log(x), np.log(y)
     if len(np.unique(lx)) < 3:
-        return  # no residual degrees of freedom to judge the slope by
+        return  # no degrees of freedom to judge the slope by
     design = np.column_stack([np.ones_like(lx), lx]) * np.sqrt(weights)[:, None]
     (intercept, slope), *_ = np.linalg.lstsq(design, ly * np.sqrt(weights), rcond=None)
     dof = len(ly) - 2
-    residual_var = np.sum(weights * (ly - intercept - slope * lx) ** 2) / dof
-    se = np.sqrt(residual_var * np.linalg.inv(design.T @ design)[1, 1])
+    var = np.sum(weights * (ly - intercept - slope * lx) ** 2) / dof
+    se = np.sqrt(var * np.linalg.inv(design.T @ design)[1, 1])
     t = stats.t.ppf(0.95, dof)
     if slope + t * se >= 0:
         trend = "rises" if slope - t * se > 0 else "is flat within its noise"

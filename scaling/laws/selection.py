@@ -25,7 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scaling.laws.fitting import AUTO_FORMS, LawError, _checked, _data_and_resamples, _form, fit
+from scaling.laws.fitting import (
+    AUTO_FORMS,
+    LawError,
+    _checked,
+    _data_and_resamples,
+    _form,
+    check_falls,
+    fit,
+    fit_means,
+)
 
 MAX_CUTOFFS = 6
 TOLERANCE = 0.1  # forms within 10% of the best score count as equally good: the simplest wins
@@ -76,6 +85,8 @@ def backtest(
     size = x if x.ndim == 1 else x.prod(axis=1)
     order = np.argsort(size, kind="stable")
     x, y, weights, size = x[order], y[order], weights[order], size[order]
+    if laws[0].x_columns == 1:
+        check_falls(x, y, weights)  # not at the cut-offs: too few points there
     n = len(size)
     needed = {law.name: len(law.params) + 1 for law in laws}
     first = max(math.ceil(n / 2), min(needed.values()))
@@ -84,12 +95,7 @@ def backtest(
             f"a backtest needs a cut-off with at least {min(needed.values())} points "
             f"before the largest x; there are {n} distinct x"
         )
-    ratio = (target if target is not None else EXTRAPOLATION * size[-1]) / size[-1]
-    if not ratio > 1:
-        raise LawError(f"target {target:g} is not beyond the largest x ({size[-1]:g})")
-    ks = np.unique(np.round(np.geomspace(first, n - 1, min(MAX_CUTOFFS, n - first)))).astype(int)
-    scale = max(math.log(ratio), math.log(2.0))
-    cut_weights = np.exp(-np.abs(np.log(size[-1] / size[ks - 1]) - math.log(ratio)) / scale)
+    ks, cut_weights, ratio = _cutoffs(size, first, target)
     contest = [law.name for law in laws if needed[law.name] <= first]
     rows = []
     for k, cut_weight in zip(ks, cut_weights, strict=True):
@@ -99,7 +105,7 @@ def backtest(
             row = {"form": name, "cutoff": float(size[k - 1]), "n_fitted": int(k)}
             row |= {"n_predicted": int(ahead.sum()), "weight": float(cut_weight)}
             try:
-                law = fit(x[:k], y[:k], name, weights=weights[:k], delta=delta, n_bootstrap=0)
+                law = fit_means(x[:k], y[:k], weights[:k], name, delta)
                 error = np.log(law.predict(x[ahead]) / y[ahead])
                 w = weights[ahead] / weights[ahead].sum()
                 row |= {"log_rmse": float(np.sqrt(w @ error**2))}
@@ -113,6 +119,60 @@ def backtest(
     table = _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta)
     chosen = str(table.loc[table["chosen"], "form"].iloc[0])
     return Backtest(table, cutoffs, chosen, _reason(table, cutoffs, ratio), float(ratio * size[-1]))
+
+
+def _cutoffs(size: np.ndarray, first: int, target: float | None):
+    """Cut-offs (number of sorted distinct sizes fitted), their weights, the horizon ratio."""
+    ratio = (target if target is not None else EXTRAPOLATION * size[-1]) / size[-1]
+    if not ratio > 1:
+        raise LawError(f"target {target:g} is not beyond the largest x ({size[-1]:g})")
+    n = len(size)
+    ks = np.unique(np.round(np.geomspace(first, n - 1, min(MAX_CUTOFFS, n - first)))).astype(int)
+    scale = max(math.log(ratio), math.log(2.0))
+    weights = np.exp(-np.abs(np.log(size[-1] / size[ks - 1]) - math.log(ratio)) / scale)
+    return ks, weights, ratio
+
+
+def band_coverage(
+    x: np.ndarray,
+    y: np.ndarray,
+    form: str,
+    *,
+    groups: np.ndarray | None = None,
+    target: float | None = None,
+    level: float = 0.95,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """How often single runs beyond each backtest cut-off fall inside the `level` band.
+
+    At the cut-offs of `backtest` the form is fitted (with `groups`, seeds
+    resampled per x) to the runs up to the cut-off, and its band for one new
+    run is checked on every run beyond it, out to the backtest's horizon. One
+    row per cut-off: `cutoff`, `runs` checked, `inside` and `coverage`.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    size = np.unique(x)
+    ks, _, ratio = _cutoffs(
+        size, max(math.ceil(len(size) / 2), len(_form(form).params) + 1), target
+    )
+    rows = []
+    for k in ks:
+        train = x <= size[k - 1]
+        ahead = (x > size[k - 1]) & ((x <= size[k - 1] * ratio) | (x == size[k]))
+        law = fit(
+            x[train],
+            y[train],
+            form,
+            groups=None if groups is None else np.asarray(groups)[train],
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        )
+        low, high = law.predict_band(x[ahead], level)
+        inside = int(np.sum((y[ahead] >= low) & (y[ahead] <= high)))
+        rows.append({"cutoff": float(size[k - 1]), "runs": int(ahead.sum()), "inside": inside})
+    table = pd.DataFrame(rows)
+    return table.assign(coverage=table["inside"] / table["runs"])
 
 
 def _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta) -> pd.DataFrame:
@@ -137,7 +197,7 @@ def _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta
         if len(failed):
             row["note"] = f"not fitted at {len(failed)} cut-offs (scored as the worst form there)"
         try:
-            full = fit(x, y, law.name, weights=weights, delta=delta, n_bootstrap=0)
+            full = fit_means(x, y, weights, law.name, delta)
             row |= {"aic": full.aic, "bic": full.bic}
         except LawError as e:
             row["note"] = str(e)
