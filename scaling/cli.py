@@ -271,13 +271,18 @@ def cmd_fit(args: argparse.Namespace) -> int:
     )
     print(laws.describe(fit))
     law = fit.law
-    result = law.selection or laws.backtest(law.x, law.y, weights=law.weights)
-    print("rolling-origin backtest (fit up to each cut-off, predict up to 10× beyond it):")
-    print(result.table.to_string(index=False))
-    errors = result.cutoffs.pivot(index="cutoff", columns="form", values="log_rmse")
-    print("log-RMSE per cut-off:")
-    print(errors[[f for f in result.table["form"] if f in errors]].to_string(float_format="%.3g"))
-    print(f"why: {result.reason}")
+    try:
+        result = law.selection or laws.backtest(law.x, law.y, weights=law.weights)
+    except laws.LawError as e:
+        print(f"no rolling-origin backtest: {e}")
+    else:
+        print("rolling-origin backtest (fit up to each cut-off, predict up to 10× beyond it):")
+        print(result.table.to_string(index=False))
+        errors = result.cutoffs.pivot(index="cutoff", columns="form", values="log_rmse")
+        print("log-RMSE per cut-off:")
+        errors = errors[[f for f in result.table["form"] if f in errors]]
+        print(errors.to_string(float_format="%.3g"))
+        print(f"why: {result.reason}")
     if args.target is not None:
         print(laws.describe_target(table, fit, args.target))
     return 0
