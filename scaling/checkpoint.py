@@ -7,6 +7,7 @@ synchronous: a checkpoint that `save` returned from is on disk.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import jax
@@ -14,6 +15,8 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from scaling.steps import TrainState
+
+log = logging.getLogger(__name__)
 
 
 def _is_key(x: Any) -> bool:
@@ -75,32 +78,42 @@ class Checkpoints:
             )
 
     def restore_latest(self, like: TrainState) -> tuple[TrainState, dict[str, Any]] | None:
-        step = self.latest.latest_step()
-        if step is None:
-            return None
-        out = self.latest.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(_abstract(like)), meta=ocp.args.JsonRestore()
-            ),
+        """The newest readable checkpoint (state, meta), or None to start from scratch.
+
+        A checkpoint damaged after it was committed (files removed or truncated) is
+        deleted and the one before it is tried, so a resume never loads garbage.
+        """
+        args = ocp.args.Composite(
+            state=ocp.args.StandardRestore(_abstract(like)), meta=ocp.args.JsonRestore()
         )
+        out = _restore_newest(self.latest, args)
+        if out is None:
+            return None
         return _placed(_restored(out["state"], like), like), dict(out["meta"])
 
     def restore_best(self, like: TrainState) -> TrainState:
+        """The best state; `like` itself when there is none (or it is damaged)."""
         self.best.wait_until_finished()
-        step = self.best.latest_step()
-        if step is None:
-            return like
-        out = self.best.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_abstract(like)))
-        )
-        return _placed(_restored(out["state"], like), like)
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(_abstract(like)))
+        out = _restore_newest(self.best, args)
+        return like if out is None else _placed(_restored(out["state"], like), like)
 
     def close(self) -> None:
         self.latest.wait_until_finished()
         self.best.wait_until_finished()
         self.latest.close()
         self.best.close()
+
+
+def _restore_newest(manager: ocp.CheckpointManager, args: ocp.args.Composite) -> Any:
+    """Restore the newest step that reads back whole; damaged newer steps are deleted."""
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            return manager.restore(step, args=args)
+        except Exception as e:  # Orbax and TensorStore raise many kinds for damaged files
+            log.warning("checkpoint %s/%d is damaged (%s); deleting it", manager.directory, step, e)
+            manager.delete(step)
+    return None
 
 
 def _placed(state: TrainState, like: TrainState) -> TrainState:

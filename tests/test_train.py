@@ -179,3 +179,23 @@ def test_bfloat16_compute_option_trains(code_data, tmp_path):
     assert result["status"] == "finished" and result["loss"]["test"] < 1.0
     with pytest.raises(ConfigError, match=r"'train\.dtype' must be one of float32, bfloat16"):
         tiny_config(code_data, dtype="float16")
+
+
+@pytest.mark.parametrize("damage", ["removed", "truncated"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(finished, tmp_path, damage):
+    cfg, _, result = finished
+    path = tmp_path / "damaged"
+    with pytest.raises(InjectedFailure):
+        train_and_evaluate(override(cfg, {"fail_at_step": 25}), path)
+    newest = path / "ckpt" / "latest" / "20"
+    files = [f for f in newest.rglob("*") if f.is_file() and f.stat().st_size > 0]
+    assert files, "no checkpoint at step 20"
+    for f in files:  # after the commit: its files go missing or are cut short
+        if damage == "removed":
+            f.unlink()
+        else:
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    resumed = train_and_evaluate(cfg, path)
+    starts = [json.loads(x)["start_step"] for x in (path / "trainings.jsonl").open()]
+    assert starts == [0, 10]  # the damaged step 20 was skipped, step 10 resumed
+    assert _metrics(resumed) == _metrics(result)
