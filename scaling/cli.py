@@ -166,12 +166,14 @@ def _compile_cache_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | None) -> str:
-    """The runs, which are finished, and the cost of the rest (examples, FLOPs, time)."""
+    """The runs, which are finished, and the cost of the rest (examples, FLOPs, time), each
+    row saying where its throughput (and a whole-pool run its size) came from."""
     from scaling import cost, results
 
     table = results.collect(store_path, sweep.name) if Path(store_path).exists() else None
     statuses = [store.run_status(store.run_path(store_path, sweep.name, r.run_id)) for r in runs]
-    costs = cost.sweep_costs(runs, statuses, table, calibrated=calibrate)
+    device = cost.device_kind(sweep.resources)
+    costs = cost.sweep_costs(runs, statuses, table, device, calibrated=calibrate)
     lines = [
         f"sweep {sweep.name} ({sweep.experiment}), profile {sweep.profile}: "
         f"{len(runs)} runs, resources per run {sweep.resources}"
@@ -180,26 +182,34 @@ def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | No
     for row in costs.itertuples(index=False):
         point = " ".join(f"{k}={getattr(row, k)}" for k in axes)
         when = f"{row.seconds:9.0f}s" if row.seconds == row.seconds else "        ?"
+        examples = f"{row.examples:>11,d}" if row.examples else "          ?"
+        flops = f"{row.flops:10.3g}" if row.flops == row.flops else "         ?"
         lines.append(
             f"  {row.run_id} {row.status:9s} {point:44s} params {row.n_params:>11,d} "
-            f"examples {row.examples:>11,d} {row.flops:10.3g} FLOP {when} {row.throughput}"
+            f"examples {examples} {flops} FLOP {when}  {row.source}"
         )
     todo = costs[costs["status"] != store.FINISHED]
-    seconds = todo["seconds"].sum(skipna=True)
     unknown = int(todo["seconds"].isna().sum())
-    hours = seconds / 3600
+    hours = todo["seconds"].sum(skipna=True) / 3600
     text = (
         f"to run: {len(todo)} of {len(runs)}, {todo['flops'].sum():.3g} training FLOP, "
-        f"{hours:.2f} h of one worker"
+        f"{_duration(hours * 3600)} of one {device} worker"
     )
     if workers:
-        text += f", about {hours / workers:.2f} h on {workers} concurrent runs"
+        text += f", about {_duration(hours * 3600 / workers)} on {workers} concurrent runs"
     if unknown:
-        text += (
-            f"; {unknown} runs have no throughput yet (finish one of their size, "
-            "or pass --calibrate)"
-        )
+        text += f" plus {unknown} runs of unknown cost (see their rows)"
+    if todo["source"].str.startswith("reference").any():
+        notes = [f"  {n}" for n in cost.reference_notes()]
+        text += "\nreference throughputs (scaling/reference_throughput.csv):\n" + "\n".join(notes)
     return "\n".join([*lines, text])
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as s, min or h, whichever reads best."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
