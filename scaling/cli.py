@@ -340,6 +340,49 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from scaling import plan
+
+    q = plan.parse_question(args.question, metric=args.metric, cls=args.cls, split=args.split)
+    budget = plan.parse_budget(args.budget)
+    sweep, runs = _plan(args)
+    table = _table(args.store, sweep.name)
+    proposal = plan.plan_study(
+        sweep, runs, table, q, budget, form=args.form, n_bootstrap=args.bootstrap,
+        tolerance=args.tolerance,
+    )  # fmt: skip
+    print(plan.describe(proposal, _budget_unit(sweep, budget)))
+    if not proposal.picks:
+        print("nothing to plan: no run fits the budget or narrows the interval")
+        return 0
+    out = Path(args.out or f"plan_{sweep.name}.py").absolute()
+    plan.write_plan(out, sweep, runs, proposal)
+    print(f"wrote {out}; run it with: scaling sweep {out} --store {args.store}")
+    return 0
+
+
+def _budget_unit(sweep, budget) -> str:
+    from scaling import cost
+
+    if budget.unit == "examples":
+        return "examples seen in training"
+    return f"time of one {cost.device_kind(sweep.resources)} worker"
+
+
+def _question_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--budget", required=True, help="compute to spend: 2h, 90min (worker time) or 5e6ex"
+    )
+    p.add_argument("--metric", default="auroc", help="metric of the question (default: auroc)")
+    p.add_argument("--class", dest="cls", help="class, micro or macro (default: macro)")
+    p.add_argument("--split", default="test", choices=["val", "test"])
+    p.add_argument("--form", default="saturating", help="law form (default: saturating)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits of the law")
+    p.add_argument(
+        "--tolerance", type=float, default=0.0, help="stop once the interval is this narrow"
+    )
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from scaling.orchestrate import submit
 
@@ -485,6 +528,17 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_args(p)
     p.add_argument("--address", required=True, help="Ray dashboard address, http://HEAD:8265")
     p.set_defaults(fn=cmd_submit)
+
+    p = sub.add_parser("plan", help="propose the runs that narrow a question's interval most")
+    _sweep_args(p)
+    p.add_argument(
+        "--question",
+        required=True,
+        help="exponent, metric-at:N or size-for:METRIC=VALUE (e.g. size-for:auroc=0.95)",
+    )
+    _question_args(p)
+    p.add_argument("--out", help="sweep file to write (default: plan_<sweep>.py)")
+    p.set_defaults(fn=cmd_plan)
 
     p = sub.add_parser("status", help="progress of the runs in a store")
     p.add_argument("store")

@@ -1,0 +1,464 @@
+"""Planning the next runs: which subset sizes and seeds narrow a question's 95% interval most
+per unit of compute.
+
+A question is one number read off the fitted law: its exponent (`exponent`), the metric at
+a size (`metric-at:N`), or the size that reaches a metric value (`size-for:auroc=0.95`).
+Its interval now comes from the law's bootstrap. How much new runs would narrow it is
+estimated by the delta method: the law's parameters have covariance σ²·(Σ n·J Jᵀ)⁻¹ over
+the fitted sizes (J: gradient of the log prediction in the parameters, n: seeds, σ: the
+single-run log noise), so a new run at x adds n·J(x)J(x)ᵀ/σ² and the answer's variance
+follows without refitting. The delta width is scaled to the bootstrap width at the current
+design (`calibration`), then a greedy batch takes, step by step, the pair of seeds whose
+expected narrowing per unit of cost is largest until the budget is spent. Pairs keep
+every planned size at two seeds or more, which the bootstrap needs to see run noise there.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scaling.config import RunConfig, canonical, flatten, override, resolve_key
+from scaling.laws import FORMS, LawFit, from_error
+from scaling.sweep import PlannedRun, Sweep, SweepError
+
+Z95 = 1.959964
+SEEDS_PER_PICK = 2
+RIDGE = 1e-9  # relative to the information matrix's trace: keeps unidentified laws invertible
+
+
+class PlanError(SweepError):
+    """A question or budget cannot be planned for; the message says why."""
+
+
+@dataclass(frozen=True)
+class Question:
+    kind: str  # "exponent", "metric-at" or "size-for"
+    metric: str = "auroc"
+    cls: str = "macro"
+    split: str = "test"
+    at: float = math.nan  # metric-at: the size
+    target: float = math.nan  # size-for: the metric value
+
+    def __str__(self) -> str:
+        where = f"{self.metric} {self.cls} on {self.split}"
+        if self.kind == "exponent":
+            return f"exponent of {where}"
+        if self.kind == "metric-at":
+            return f"{where} at {self.at:,.0f} exams"
+        return f"exams for {where} = {self.target:g} (log10)"
+
+
+@dataclass(frozen=True)
+class Budget:
+    amount: float
+    unit: str  # "hours" (of one worker of the sweep's device) or "examples" (seen in training)
+
+    def __str__(self) -> str:
+        return f"{self.amount:g} h" if self.unit == "hours" else f"{self.amount:,.0f} examples"
+
+
+@dataclass(frozen=True)
+class Answer:
+    value: float
+    low: float
+    high: float
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+
+@dataclass(frozen=True)
+class Candidate:
+    x: float  # the size the law sees (the pool's size for a whole-pool run)
+    subset_size: int  # as the sweep spells it (0: the whole pool)
+    cost: float  # of one run, in the budget's unit
+
+
+@dataclass(frozen=True)
+class Pick:
+    subset_size: int
+    x: float
+    seeds: tuple[int, ...]
+    cost: float  # of all its runs
+    width_after: float  # expected interval width once this and every earlier pick ran
+
+
+@dataclass(frozen=True)
+class Plan:
+    question: Question
+    budget: Budget
+    answer: Answer  # now, from the bootstrap
+    delta_width: float  # now, from the delta method (before calibration)
+    calibration: float  # bootstrap width / delta width
+    picks: tuple[Pick, ...]
+
+    @property
+    def cost(self) -> float:
+        return sum(p.cost for p in self.picks)
+
+    @property
+    def width_after(self) -> float:
+        return self.picks[-1].width_after if self.picks else self.answer.width
+
+
+def parse_question(
+    text: str, *, metric: str = "auroc", cls: str | None = None, split: str = "test"
+) -> Question:
+    """`exponent`, `metric-at:N` or `size-for:METRIC=VALUE` (the metric there wins); the class
+    defaults to macro (all for the loss)."""
+    kind, _, arg = text.partition(":")
+    m = None
+    usage = "expected exponent, metric-at:N or size-for:METRIC=VALUE (e.g. size-for:auroc=0.95)"
+    if kind == "size-for" and (m := re.fullmatch(r"([a-z_]+)=(.+)", arg)):
+        metric = m.group(1)
+    cls = cls or ("all" if metric == "loss" else "macro")
+    if kind == "exponent" and not arg:
+        return Question("exponent", metric, cls, split)
+    if kind == "metric-at":
+        at = _number(arg)
+        if not at > 0 or not math.isfinite(at):
+            raise PlanError(f"question '{text}': N must be a positive number of exams; {usage}")
+        return Question("metric-at", metric, cls, split, at=at)
+    if kind == "size-for" and m:
+        value = _number(m.group(2))
+        if not math.isfinite(value):
+            raise PlanError(f"question '{text}': '{m.group(2)}' is not a number; {usage}")
+        return Question("size-for", metric, cls, split, target=value)
+    raise PlanError(f"unknown question '{text}'; {usage}")
+
+
+def parse_budget(text: str) -> Budget:
+    """`2h`, `90min`, `3600s` (worker time) or `5e6ex` / `5e6examples` (examples seen)."""
+    m = re.fullmatch(r"\s*([0-9.eE+]+)\s*(h|gpuh|min|s|ex|examples)\s*", text)
+    amount = _number(m.group(1)) if m else math.nan
+    if not m or not amount > 0 or not math.isfinite(amount):
+        raise PlanError(
+            f"budget '{text}' is not a positive amount with a unit: 2h, 90min, 3600s "
+            "(worker time) or 5e6ex (examples seen)"
+        )
+    unit = m.group(2)
+    if unit in ("ex", "examples"):
+        return Budget(amount, "examples")
+    return Budget(amount * {"h": 1, "gpuh": 1, "min": 1 / 60, "s": 1 / 3600}[unit], "hours")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        return math.nan
+
+
+def answers(law: LawFit, q: Question, params: np.ndarray) -> np.ndarray:
+    """The question's answer under each row of natural parameters (rows, p)."""
+    form = FORMS[law.form]
+    if form.x_columns != 1:
+        raise PlanError(f"planning needs a one-variable law, not '{law.form}'")
+    theta = form.encode(params)
+    if q.kind == "exponent":
+        if "alpha" not in law.params:
+            raise PlanError(f"the '{law.form}' law has no exponent alpha")
+        return params[:, list(law.params).index("alpha")]
+    if q.kind == "metric-at":
+        log_err = form.log_predict(theta, np.array([math.log(q.at)]))[:, 0]
+        return np.asarray(from_error(q.metric, np.exp(log_err)))
+    return _log10_size(form, theta, math.log(float(from_error(q.metric, q.target))))
+
+
+def _log10_size(form, theta: np.ndarray, log_target: float) -> np.ndarray:
+    """log10 of the size where each law reaches the error `log_target` (inf if it never does)."""
+    low, high = np.zeros(len(theta)), np.full(len(theta), math.log(1e15))
+    reachable = form.log_predict(theta, high[:, None])[:, 0] <= log_target
+    for _ in range(60):
+        mid = (low + high) / 2
+        above = form.log_predict(theta, mid[:, None])[:, 0] > log_target
+        low, high = np.where(above, mid, low), np.where(above, high, mid)
+    return np.where(reachable, high / math.log(10), np.inf)
+
+
+def current_answer(law: LawFit, q: Question) -> Answer:
+    """The answer of the fitted law and its 95% bootstrap interval."""
+    if q.kind == "size-for" and not float(from_error(q.metric, q.target)) > 0:
+        raise PlanError(f"size-for target {q.target:g} of {q.metric} means zero error")
+    value = float(answers(law, q, np.array([list(law.params.values())]))[0])
+    if not math.isfinite(value):
+        raise PlanError(f"the fitted law never reaches {q.metric} {q.target:g}: nothing to plan")
+    if len(law.bootstrap) == 0:
+        raise PlanError("the law has no bootstrap refits; plan with --bootstrap > 0")
+    low, high = np.quantile(answers(law, q, law.bootstrap), [0.025, 0.975], method="inverted_cdf")
+    return Answer(value, float(low), float(high))
+
+
+def noise(law: LawFit) -> float:
+    """Single-run log noise: between seeds when measured, else the residuals' spread."""
+    if np.isfinite(law.noise) and law.noise > 0:
+        return float(law.noise)
+    return float(np.sqrt(np.average(law.residuals**2, weights=law.weights)) or 1e-3)
+
+
+def gradients(law: LawFit, q: Question, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(J, g): d log prediction / d params at each x (len(x), p), and d answer / d params (p,),
+    by central differences in the natural parameters."""
+    form = FORMS[law.form]
+    p = np.array(list(law.params.values()))
+    h = 1e-5 * np.maximum(np.abs(p), 1e-3)
+    shifted = np.concatenate([p + np.diag(h), p - np.diag(h)])  # (2p, p)
+    log_pred = form.log_predict(form.encode(shifted), np.log(np.asarray(x, float)))
+    k = len(p)
+    jac = ((log_pred[:k] - log_pred[k:]) / (2 * h[:, None])).T
+    ans = answers(law, q, shifted)
+    return jac, (ans[:k] - ans[k:]) / (2 * h)
+
+
+def _covariance(jac: np.ndarray, n: np.ndarray, sigma: float) -> np.ndarray:
+    info = (jac * n[:, None]).T @ jac / sigma**2
+    return np.linalg.inv(info + RIDGE * np.trace(info) * np.eye(len(info)))
+
+
+def delta_width(law: LawFit, q: Question, x: np.ndarray, n: np.ndarray) -> float:
+    """95% width of the answer by the delta method for a design (sizes x, seeds n at each)."""
+    jac, g = gradients(law, q, x)
+    return 2 * Z95 * math.sqrt(max(g @ _covariance(jac, n, noise(law)) @ g, 0.0))
+
+
+def plan_batch(
+    law: LawFit,
+    q: Question,
+    candidates: list[Candidate],
+    budget: Budget,
+    *,
+    used_seeds: dict[int, set[int]] | None = None,
+    tolerance: float = 0.0,
+) -> Plan:
+    """Greedy batch within `budget`: pairs of new seeds at candidate sizes, each pick the one
+    that narrows the expected interval most per unit of cost, until nothing affordable is left
+    or the expected width is under `tolerance`. `used_seeds` maps a subset_size to its seeds."""
+    answer = current_answer(law, q)
+    x, n = law.x, law.weights
+    sigma = noise(law)
+    jac, g = gradients(law, q, x)
+    cov = _covariance(jac, n, sigma)
+    var = float(g @ cov @ g)
+    delta_now = 2 * Z95 * math.sqrt(max(var, 0.0))
+    calibration = answer.width / delta_now if delta_now > 0 and answer.width > 0 else 1.0
+    cand_jac, _ = gradients(law, q, np.array([c.x for c in candidates]))
+    used = {k: set(v) for k, v in (used_seeds or {}).items()}
+    picks, left = [], budget.amount
+    while True:
+        width = calibration * 2 * Z95 * math.sqrt(max(var, 0.0))
+        if width <= tolerance:
+            break
+        best, best_gain = None, 0.0
+        for i, c in enumerate(candidates):
+            cost = SEEDS_PER_PICK * c.cost
+            if cost > left:
+                continue
+            u = cand_jac[i]
+            scale = SEEDS_PER_PICK / sigma**2
+            new_var = var - scale * (g @ cov @ u) ** 2 / (1 + scale * u @ cov @ u)
+            gain = (width - calibration * 2 * Z95 * math.sqrt(max(new_var, 0.0))) / max(cost, 1e-12)
+            if gain > best_gain:
+                best, best_gain = i, gain
+        if best is None:
+            break
+        c, u = candidates[best], cand_jac[best]
+        scale = SEEDS_PER_PICK / sigma**2
+        cu = cov @ u
+        cov = cov - scale * np.outer(cu, cu) / (1 + scale * u @ cu)
+        var = float(g @ cov @ g)
+        taken = used.setdefault(c.subset_size, set())
+        seeds = []
+        while len(seeds) < SEEDS_PER_PICK:
+            seed = next(s for s in range(len(taken) + SEEDS_PER_PICK + 1) if s not in taken)
+            taken.add(seed)
+            seeds.append(seed)
+        left -= SEEDS_PER_PICK * c.cost
+        width_after = calibration * 2 * Z95 * math.sqrt(max(var, 0.0))
+        picks.append(Pick(c.subset_size, c.x, tuple(seeds), SEEDS_PER_PICK * c.cost, width_after))
+    return Plan(q, budget, answer, delta_now, calibration, tuple(picks))
+
+
+def candidate_sizes(low: float, pool: int, existing: list[float], n: int = 12) -> list[int]:
+    """Log-spaced sizes from `low` up to below the pool, the existing ones below the pool, and
+    0 (the whole pool) last."""
+    grid = np.exp(np.linspace(math.log(low), math.log(pool), n))[:-1]
+    sizes = {round(float(s)) for s in grid} | {int(s) for s in existing if 0 < s < pool}
+    return [*sorted(sizes), 0]
+
+
+# ---------------------------------------------------------------------------
+# Plans for a sweep and the runs of its store
+
+AXIS_KEYS = ("subset_size", "data_seed", "init_seed")
+
+
+def base_config(sweep: Sweep, runs: list[PlannedRun]) -> RunConfig:
+    """The config every planned run shares: the sweep's first run (its axes other than sizes
+    and seeds must have one value; a second value would be a different study)."""
+    if not runs:
+        raise PlanError(f"sweep '{sweep.name}' has no runs")
+    for axis in sweep.axes:
+        for key, values in axis.items():
+            if resolve_key(key) not in {resolve_key(k) for k in AXIS_KEYS} and len(values) > 1:
+                raise PlanError(
+                    f"sweep '{sweep.name}' also varies '{key}'; plan varies subset sizes and "
+                    f"seeds only: fix it with --axis {key}=VALUE"
+                )
+    return runs[0].config
+
+
+def finished_table(table: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
+    """Rows of the store's runs that share `cfg` up to subset size and seeds."""
+    if table.empty:
+        return table
+    same = np.ones(len(table), bool)
+    for key, value in flatten(cfg).items():
+        if key in AXIS_KEYS or key in ("path", "test_path", "fingerprint") or key not in table:
+            continue
+        value = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        same &= (table[key] == value).to_numpy() | (table[key].isna() & (value is None)).to_numpy()
+    if cfg.data.fingerprint and "fingerprint" in table:
+        same &= (table["fingerprint"] == cfg.data.fingerprint).to_numpy()
+    return table[same]
+
+
+def plan_study(
+    sweep: Sweep,
+    runs: list[PlannedRun],
+    table: pd.DataFrame,
+    question: Question,
+    budget: Budget,
+    *,
+    form: str = "saturating",
+    n_bootstrap: int = 200,
+    tolerance: float = 0.0,
+) -> Plan:
+    """The plan for `sweep` given its store's runs (`table` from `results.collect`)."""
+    from scaling import cost
+    from scaling.laws import fit_metric
+
+    cfg = base_config(sweep, runs)
+    table = finished_table(table, cfg)
+    fitted = fit_metric(
+        table, metric=question.metric, cls=question.cls, split=question.split, form=form,
+        n_bootstrap=n_bootstrap,
+    )  # fmt: skip
+    pool = cost.pool_of(override(cfg, {"subset_size": 0}), table, {})
+    planned = [r.config.data.subset_size for r in runs if r.config.data.subset_size]
+    if pool.exams is None:
+        raise PlanError(f"the pool size of sweep '{sweep.name}' is unknown: {pool.reason}")
+    xs = fitted.law.x
+    sizes = candidate_sizes(min([*xs, *planned]), pool.exams, list(xs))
+    device = cost.device_kind(sweep.resources)
+    rates: dict = {}
+    candidates = []
+    for size in sizes:
+        run_cfg = override(cfg, {"subset_size": size})
+        examples = cost.training_examples(run_cfg, pool.exams)
+        if budget.unit == "examples":
+            per_run = float(examples)
+        else:
+            rate = cost.throughput(run_cfg, table, device, cache=rates).examples_per_s
+            if not rate > 0:
+                raise PlanError(f"no throughput for a {device} run to cost: pass --budget in ex")
+            per_run = examples / rate / 3600
+        candidates.append(Candidate(float(size or pool.exams), size, per_run))
+    return plan_batch(
+        fitted.law, question, candidates, budget, used_seeds=used_seeds(table, pool.exams),
+        tolerance=tolerance,
+    )  # fmt: skip
+
+
+def used_seeds(table: pd.DataFrame, pool: int) -> dict[int, set[int]]:
+    """Seeds (data and init) of every run in the store per subset_size (0: the whole pool)."""
+    out: dict[int, set[int]] = {}
+    if table.empty:
+        return out
+    for row in table.drop_duplicates("run_id").itertuples(index=False):
+        size = 0 if int(row.subset_size) in (0, pool) else int(row.subset_size)
+        out.setdefault(size, set()).update({int(row.data_seed), int(row.init_seed)})
+    return out
+
+
+def plan_sweep(sweep: Sweep, runs: list[PlannedRun], plan: Plan) -> Sweep:
+    """The plan as a sweep of the same name: one zipped axis of (subset_size, seeds), and fixed
+    the base config's fields that differ from its experiment's (data paths absolute), so that
+    its runs have the ids the same points of the original sweep would have."""
+    from scaling.sweep import load_experiment
+
+    cfg, default = base_config(sweep, runs), load_experiment(sweep.experiment)
+    axis: dict[str, list[int]] = {k: [] for k in AXIS_KEYS}
+    for pick in plan.picks:
+        for seed in pick.seeds:
+            axis["subset_size"].append(pick.subset_size)
+            axis["data_seed"].append(seed)
+            axis["init_seed"].append(seed)
+    ours, theirs = flatten(canonical(cfg)), flatten(canonical(default))
+    skip = {*AXIS_KEYS, "name", "fingerprint"}
+    fixed = {resolve_key(k): v for k, v in ours.items() if k not in skip and v != theirs.get(k)}
+    return replace(sweep, axes=(axis,), fixed=fixed)
+
+
+def sweep_source(sweep: Sweep, experiment: str, header: str) -> str:
+    """Python source of a `sweeps/`-style file whose `get_sweep()` returns `sweep`."""
+    return (
+        f'"""{header}"""\n\n'
+        "from scaling.sweep import Resources, Sweep\n\n\n"
+        "def get_sweep() -> Sweep:\n"
+        "    return Sweep(\n"
+        f"        name={sweep.name!r},\n"
+        f"        experiment={experiment!r},\n"
+        f"        axes={sweep.axes!r},\n"
+        f"        fixed={sweep.fixed!r},\n"
+        f"        profiles={sweep.profiles!r},\n"
+        f"        profile={sweep.profile!r},\n"
+        f"        max_retries={sweep.max_retries!r},\n"
+        "    )\n"
+    )
+
+
+def describe(plan: Plan, unit_name: str) -> str:
+    """The plan as text: the answer now, each pick with its cost and the expected width after."""
+    a, q = plan.answer, plan.question
+    cost = (lambda v: f"{v:.3g} h") if plan.budget.unit == "hours" else (lambda v: f"{v:,.0f} ex")
+    lines = [
+        f"question: {q}",
+        f"now: {a.value:.4g}, 95% interval [{a.low:.4g}, {a.high:.4g}], width {a.width:.4g} "
+        f"(bootstrap); delta method {plan.delta_width:.4g} (x{plan.calibration:.2f} to match)",
+        f"budget {plan.budget} ({unit_name}): {len(plan.picks)} picks of "
+        f"{SEEDS_PER_PICK} seeds cost {cost(plan.cost)}",
+        f"  {'subset_size':>11s} {'exams':>10s} {'seeds':>8s} {'cost':>12s} {'width after':>12s}",
+    ]
+    for p in plan.picks:
+        seeds = ",".join(map(str, p.seeds))
+        lines.append(
+            f"  {p.subset_size:>11d} {p.x:>10,.0f} {seeds:>8s} {cost(p.cost):>12s} "
+            f"{p.width_after:>12.4g}"
+        )
+    after = plan.width_after
+    lines.append(f"expected 95% interval width: {a.width:.4g} before -> {after:.4g} after")
+    return "\n".join(lines)
+
+
+def write_plan(path: Path, sweep: Sweep, runs: list[PlannedRun], plan: Plan) -> Sweep:
+    """Write the plan as a sweep file at `path` (atomically) and return its sweep."""
+    from scaling.sweep import find_file
+
+    planned = plan_sweep(sweep, runs, plan)
+    header = (
+        f"Planned by `scaling plan` for {plan.question}: expected 95% interval width "
+        f"{plan.answer.width:.4g} -> {plan.width_after:.4g} for {plan.cost:.4g} "
+        f"{plan.budget.unit}."
+    )
+    experiment = str(find_file("experiments", sweep.experiment).resolve())
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(sweep_source(planned, experiment, header))
+    tmp.replace(path)
+    return planned
