@@ -98,6 +98,8 @@ def _plan(args: argparse.Namespace):
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     sweep, runs = _plan(args)
+    if args.adaptive:
+        return _adaptive(args, sweep, runs)
     if args.dry_run:
         print(
             _dry_run(sweep, runs, args.store, calibrate=args.calibrate, workers=args.max_concurrent)
@@ -125,6 +127,45 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         where = store.run_path(args.store, sweep.name, rid) / "failure.json"
         print(f"  FAILED {rid}: {msg} (traceback in {where}; launch again to retry)")
     return 0 if summary.ok else EXIT_FAILED_RUNS
+
+
+def _adaptive(args: argparse.Namespace, sweep, runs) -> int:
+    """Rounds of plan -> run -> refit (`scaling.adaptive`), each round an ordinary sweep."""
+    from scaling import adaptive, plan
+    from scaling.orchestrate import run_sweep
+
+    if not args.budget or args.dry_run:
+        raise UsageError("--adaptive needs --budget (e.g. 2h or 5e6ex) and no --dry-run")
+    q = plan.parse_question(args.question, metric=args.metric, cls=args.cls, split=args.split)
+    budget = plan.parse_budget(args.budget)
+
+    def run_round(planned) -> bool:
+        started = time.monotonic()
+        if not args.address:
+            _check_data(planned, args.store, sweep.name)
+        summary = run_sweep(
+            sweep, planned, args.store, address=args.address, max_concurrent=args.max_concurrent,
+            num_cpus=args.num_cpus, compile_cache=args.compile_cache,
+            retry_diverged=args.retry_diverged,
+        )  # fmt: skip
+        seconds = time.monotonic() - started
+        print(_summary_line(sweep.name, summary, len(planned), seconds, args.store))
+        return summary.ok
+
+    try:
+        state = adaptive.run_adaptive(
+            sweep, runs, args.store, q, budget, run_round, rounds=args.rounds,
+            tolerance=args.tolerance, form=args.form, n_bootstrap=args.bootstrap,
+        )  # fmt: skip
+    except adaptive.RoundFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED_RUNS
+    spent = sum(r["cost"] for r in state["rounds"])
+    print(
+        f"adaptive sweep {sweep.name}: {len(state['rounds'])} rounds, planned cost {spent:.4g} "
+        f"of {budget}; rounds in {adaptive.state_path(args.store, sweep.name).parent}"
+    )
+    return 0
 
 
 def _check_data(runs, store_path: str, sweep: str) -> None:
@@ -369,9 +410,9 @@ def _budget_unit(sweep, budget) -> str:
     return f"time of one {cost.device_kind(sweep.resources)} worker"
 
 
-def _question_args(p: argparse.ArgumentParser) -> None:
+def _question_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     p.add_argument(
-        "--budget", required=True, help="compute to spend: 2h, 90min (worker time) or 5e6ex"
+        "--budget", required=required, help="compute to spend: 2h, 90min (worker time) or 5e6ex"
     )
     p.add_argument("--metric", default="auroc", help="metric of the question (default: auroc)")
     p.add_argument("--class", dest="cls", help="class, micro or macro (default: macro)")
@@ -522,6 +563,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train diverged runs again (by default their divergence is kept as their result)",
     )
+    p.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="rounds of plan -> run -> refit for --question within --budget (see scaling plan)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="with --adaptive: rounds in all")
+    p.add_argument("--question", default="exponent", help="with --adaptive: as for scaling plan")
+    _question_args(p, required=False)
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("submit", help="submit a sweep as a Ray job to a cluster")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -356,24 +357,38 @@ def plan_study(
         raise PlanError(f"the pool size of sweep '{sweep.name}' is unknown: {pool.reason}")
     xs = fitted.law.x
     sizes = candidate_sizes(min([*xs, *planned]), pool.exams, list(xs))
-    device = cost.device_kind(sweep.resources)
-    rates: dict = {}
-    candidates = []
-    for size in sizes:
-        run_cfg = override(cfg, {"subset_size": size})
-        examples = cost.training_examples(run_cfg, pool.exams)
-        if budget.unit == "examples":
-            per_run = float(examples)
-        else:
-            rate = cost.throughput(run_cfg, table, device, cache=rates).examples_per_s
-            if not rate > 0:
-                raise PlanError(f"no throughput for a {device} run to cost: pass --budget in ex")
-            per_run = examples / rate / 3600
-        candidates.append(Candidate(float(size or pool.exams), size, per_run))
+    price = run_pricer(sweep, table, budget.unit, pool.exams)
+    candidates = [
+        Candidate(float(size or pool.exams), size, price(override(cfg, {"subset_size": size})))
+        for size in sizes
+    ]
     return plan_batch(
         fitted.law, question, candidates, budget, used_seeds=used_seeds(table, pool.exams),
         tolerance=tolerance,
     )  # fmt: skip
+
+
+def run_pricer(
+    sweep: Sweep, table: pd.DataFrame, unit: str, pool: int | None
+) -> Callable[[RunConfig], float]:
+    """The cost of one run in the budget's unit: examples seen (upper bound from its training
+    length), or hours of one worker at its throughput (measured, else the reference table)."""
+    from scaling import cost
+
+    device, rates = cost.device_kind(sweep.resources), {}
+
+    def price(cfg: RunConfig) -> float:
+        examples = cost.training_examples(cfg, pool)
+        if unit == "examples":
+            return float(examples)
+        rate = cost.throughput(cfg, table, device, cache=rates)
+        if not rate.examples_per_s > 0:
+            raise PlanError(
+                f"no throughput to cost a {device} run ({rate.source}): use --budget Nex"
+            )
+        return examples / rate.examples_per_s / 3600
+
+    return price
 
 
 def used_seeds(table: pd.DataFrame, pool: int) -> dict[int, set[int]]:
@@ -387,19 +402,23 @@ def used_seeds(table: pd.DataFrame, pool: int) -> dict[int, set[int]]:
     return out
 
 
-def plan_sweep(sweep: Sweep, runs: list[PlannedRun], plan: Plan) -> Sweep:
-    """The plan as a sweep of the same name: one zipped axis of (subset_size, seeds), and fixed
-    the base config's fields that differ from its experiment's (data paths absolute), so that
-    its runs have the ids the same points of the original sweep would have."""
+def plan_points(plan: Plan) -> list[tuple[int, int]]:
+    """(subset_size, seed) of every run of the plan."""
+    return [(p.subset_size, seed) for p in plan.picks for seed in p.seeds]
+
+
+def plan_sweep(sweep: Sweep, runs: list[PlannedRun], points: list[tuple[int, int]]) -> Sweep:
+    """`points` (subset_size, seed) as a sweep of the same name: one zipped axis, and fixed the
+    base config's fields that differ from its experiment's (data paths absolute), so that its
+    runs have the ids the same points of the original sweep would have."""
     from scaling.sweep import load_experiment
 
     cfg, default = base_config(sweep, runs), load_experiment(sweep.experiment)
-    axis: dict[str, list[int]] = {k: [] for k in AXIS_KEYS}
-    for pick in plan.picks:
-        for seed in pick.seeds:
-            axis["subset_size"].append(pick.subset_size)
-            axis["data_seed"].append(seed)
-            axis["init_seed"].append(seed)
+    axis = {
+        "subset_size": [size for size, _ in points],
+        "data_seed": [seed for _, seed in points],
+        "init_seed": [seed for _, seed in points],
+    }
     ours, theirs = flatten(canonical(cfg)), flatten(canonical(default))
     skip = {*AXIS_KEYS, "name", "fingerprint"}
     fixed = {resolve_key(k): v for k, v in ours.items() if k not in skip and v != theirs.get(k)}
@@ -447,18 +466,25 @@ def describe(plan: Plan, unit_name: str) -> str:
     return "\n".join(lines)
 
 
-def write_plan(path: Path, sweep: Sweep, runs: list[PlannedRun], plan: Plan) -> Sweep:
-    """Write the plan as a sweep file at `path` (atomically) and return its sweep."""
+def write_sweep(
+    path: Path, sweep: Sweep, runs: list[PlannedRun], points: list[tuple[int, int]], header: str
+) -> Sweep:
+    """Write `points` of `sweep` as a sweep file at `path` (atomically); its sweep."""
     from scaling.sweep import find_file
 
-    planned = plan_sweep(sweep, runs, plan)
-    header = (
-        f"Planned by `scaling plan` for {plan.question}: expected 95% interval width "
-        f"{plan.answer.width:.4g} -> {plan.width_after:.4g} for {plan.cost:.4g} "
-        f"{plan.budget.unit}."
-    )
+    planned = plan_sweep(sweep, runs, points)
     experiment = str(find_file("experiments", sweep.experiment).resolve())
     tmp = path.with_suffix(".tmp")
     tmp.write_text(sweep_source(planned, experiment, header))
     tmp.replace(path)
     return planned
+
+
+def write_plan(path: Path, sweep: Sweep, runs: list[PlannedRun], plan: Plan) -> Sweep:
+    """Write the plan as a sweep file at `path`; its sweep."""
+    header = (
+        f"Planned by `scaling plan` for {plan.question}: expected 95% interval width "
+        f"{plan.answer.width:.4g} -> {plan.width_after:.4g} for {plan.cost:.4g} "
+        f"{plan.budget.unit}."
+    )
+    return write_sweep(path, sweep, runs, plan_points(plan), header)

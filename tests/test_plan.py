@@ -30,11 +30,11 @@ LAW = {"E": 0.1, "A": 2.0, "alpha": 0.6}
 SIZES = (20, 40, 80, 160)
 
 
-def planted(x, seed: int = 0, sigma: float = 0.03) -> np.ndarray:
-    """Errors of runs at sizes `x` under `LAW`, with log-normal run noise."""
+def planted(x, seed: int = 0, sigma: float = 0.03, law: dict = LAW) -> np.ndarray:
+    """Errors of runs at sizes `x` under `law`, with log-normal run noise."""
     x = np.asarray(x, float)
     rng = np.random.default_rng(seed)
-    return (LAW["E"] + LAW["A"] * x ** -LAW["alpha"]) * np.exp(rng.normal(0, sigma, len(x)))
+    return (law["E"] + law["A"] * x ** -law["alpha"]) * np.exp(rng.normal(0, sigma, len(x)))
 
 
 def planted_law(sizes=SIZES, seeds: int = 3, seed: int = 0):
@@ -118,11 +118,11 @@ def get_sweep():
 """
 
 
-def plant_store(root: Path, data: Path) -> int:
-    """Finished runs of sweep 'study' whose test macro AUROC follows `LAW`; the pool size."""
+def plant_store(root: Path, data: Path, law: dict = LAW) -> int:
+    """Finished runs of sweep 'study' whose test macro AUROC follows `law`; the pool size."""
     pool = len(prepare_splits(tiny_config(data).data).pool)
     for seed in range(3):
-        errors = planted(SIZES, seed)
+        errors = planted(SIZES, seed, law=law)
         for size, err in zip(SIZES, errors, strict=True):
             cfg = tiny_config(data, subset_size=size, data_seed=seed, init_seed=seed)
             path = store.run_path(root, "study", run_id(cfg))

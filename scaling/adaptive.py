@@ -1,0 +1,191 @@
+"""Adaptive sweeps: rounds of plan -> run -> refit until the rounds are done, the budget is
+spent or the question's interval is narrower than the tolerance.
+
+Each round is a sweep file written into the store (`<store>/<sweep>/adaptive/round-K.py`)
+before any of its runs starts; its runs are ordinary runs of the sweep (content-addressed,
+seen by `status`, `results` and `report`). `adaptive/state.json` lists the rounds: their
+runs, planned cost, the answer before, the width expected and the answer after. A relaunch
+first completes a round that was interrupted (its finished runs are not trained again),
+then plans the next. With no law to plan from yet, the first round is the sweep's own sizes
+at seeds 0 and 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scaling import store
+from scaling.config import override
+from scaling.laws import LawError
+from scaling.plan import (
+    Answer,
+    Budget,
+    PlanError,
+    Question,
+    base_config,
+    current_answer,
+    finished_table,
+    plan_points,
+    plan_study,
+    run_pricer,
+    write_sweep,
+)
+from scaling.sweep import PlannedRun, Sweep, expand, load_sweep
+
+RunRound = Callable[[list[PlannedRun]], bool]
+"""Runs a round's runs on Ray; True when all of them finished."""
+
+
+class RoundFailed(RuntimeError):
+    """Some runs of a round failed or diverged; a relaunch retries the round."""
+
+
+def state_path(store_path: str, sweep: str) -> Path:
+    """The state file of a sweep's adaptive rounds, beside its runs (a folder with no config)."""
+    return Path(str(store.run_path(store_path, sweep, "adaptive"))) / "state.json"
+
+
+def load_state(store_path: str, sweep: str) -> dict[str, Any]:
+    path = state_path(store_path, sweep)
+    return store.read_json(path) if path.exists() else {"rounds": []}
+
+
+def _save(store_path: str, sweep: str, state: dict[str, Any]) -> None:
+    path = state_path(store_path, sweep)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store.write_json_atomic(path, state)
+
+
+def answer_now(
+    sweep: Sweep, runs: list[PlannedRun], table: pd.DataFrame, q: Question, form: str, boot: int
+) -> Answer:
+    """The question's answer and 95% interval from the finished runs of `table`."""
+    from scaling.laws import fit_metric
+
+    rows = finished_table(table, base_config(sweep, runs))
+    fitted = fit_metric(
+        rows, metric=q.metric, cls=q.cls, split=q.split, form=form, n_bootstrap=boot
+    )
+    return current_answer(fitted.law, q)
+
+
+def run_adaptive(
+    sweep: Sweep,
+    runs: list[PlannedRun],
+    store_path: str,
+    question: Question,
+    budget: Budget,
+    run_round: RunRound,
+    *,
+    rounds: int,
+    tolerance: float = 0.0,
+    form: str = "saturating",
+    n_bootstrap: int = 200,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Up to `rounds` rounds in all (those already in the store count) within `budget` in all
+    (planned cost); returns the state. A round whose runs do not all finish raises RoundFailed."""
+    from scaling import results
+
+    if rounds < 1 or tolerance < 0:
+        raise PlanError(f"--rounds must be >= 1 and --tolerance >= 0, got {rounds}, {tolerance}")
+    state = load_state(store_path, sweep.name)
+    key = {"question": str(question), "form": form, "unit": budget.unit}
+    if state["rounds"] and state.get("key") != key:
+        raise PlanError(
+            f"the store holds adaptive rounds of sweep '{sweep.name}' for {state.get('key')}, "
+            f"not {key}"
+        )
+    state["key"] = key
+
+    def execute(record: dict[str, Any]) -> None:
+        if not run_round(expand(load_sweep(record["file"]), cwd=Path.cwd())):
+            raise RoundFailed(f"round {record['index']} has unfinished runs; launch again to retry")
+        table = results.collect(store_path, sweep.name)
+        record["after"] = dataclasses.asdict(
+            answer_now(sweep, runs, table, question, form, n_bootstrap)
+        )
+        done = table[table["run_id"].isin(record["run_ids"])].drop_duplicates("run_id")
+        record["wall_time_s"] = float(done["wall_time_s"].sum())
+        _save(store_path, sweep.name, state)
+        log(round_line(record, budget))
+
+    for record in state["rounds"]:
+        if "after" not in record:
+            log(f"round {record['index']}: resuming {record['file']}")
+            execute(record)
+    while len(state["rounds"]) < rounds:
+        spent = sum(r["cost"] for r in state["rounds"])
+        left, index = budget.amount - spent, len(state["rounds"]) + 1
+        if left <= 0:
+            log(f"budget spent: {spent:.4g} of {budget}")
+            break
+        per_round = Budget(left / (rounds - len(state["rounds"])), budget.unit)
+        table = results.collect(store_path, sweep.name)
+        record = {"index": index, "before": None, "expected": None}
+        try:
+            plan = plan_study(
+                sweep, runs, table, question, per_round, form=form, n_bootstrap=n_bootstrap,
+                tolerance=tolerance,
+            )  # fmt: skip
+        except LawError as e:
+            if state["rounds"]:
+                raise
+            points = sorted(
+                {(r.config.data.subset_size, s) for r in runs if r.config.data.subset_size
+                 for s in (0, 1)}
+            )  # fmt: skip
+            price = run_pricer(sweep, table, budget.unit, None)
+            cfg = base_config(sweep, runs)
+            record["cost"] = sum(price(override(cfg, {"subset_size": size})) for size, _ in points)
+            if record["cost"] > left:
+                raise PlanError(
+                    f"no law yet ({e}), and the sweep's sizes at 2 seeds cost "
+                    f"{record['cost']:.4g}, more than the budget {budget}"
+                ) from e
+            header = f"Round {index} of adaptive sweep '{sweep.name}': no law yet ({e})."
+        else:
+            if plan.answer.width <= tolerance:
+                log(f"interval width {plan.answer.width:.4g} is within tolerance {tolerance:g}")
+                break
+            if not plan.picks:
+                log("no run fits the budget left or narrows the interval")
+                break
+            points = plan_points(plan)
+            record |= {
+                "cost": plan.cost,
+                "before": dataclasses.asdict(plan.answer),
+                "expected": plan.width_after,
+            }
+            header = (
+                f"Round {index} of adaptive sweep '{sweep.name}' for {question}: expected 95% "
+                f"interval width {plan.answer.width:.4g} -> {plan.width_after:.4g}."
+            )
+        path = state_path(store_path, sweep.name).parent / f"round-{index}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_sweep(path, sweep, runs, points, header)
+        record |= {
+            "file": str(path),
+            "run_ids": [r.run_id for r in expand(load_sweep(str(path)), cwd=Path.cwd())],
+        }
+        state["rounds"].append(record)
+        _save(store_path, sweep.name, state)
+        log(f"round {index}: {len(points)} runs, planned cost {record['cost']:.4g} {budget.unit}")
+        execute(record)
+    return state
+
+
+def round_line(record: dict[str, Any], budget: Budget) -> str:
+    """One round as a line: its answer after, the interval and its width, the cost."""
+    a = record["after"]
+    expected = f" (expected {record['expected']:.4g})" if record.get("expected") else ""
+    return (
+        f"round {record['index']}: answer {a['value']:.4g} [{a['low']:.4g}, {a['high']:.4g}], "
+        f"width {a['high'] - a['low']:.4g}{expected}; planned cost {record['cost']:.4g} "
+        f"{budget.unit}, measured {record['wall_time_s']:.0f} worker-s"
+    )
