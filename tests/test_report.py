@@ -171,12 +171,33 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     pixels = matplotlib.image.imread(shot)[..., :3]
     assert pixels.shape[:2] == (2000, 1200)
     assert pixels.std() > 0.05  # not a blank page
+    # Every figure decoded and laid out: the page itself reports each image's natural size.
+    probe = tmp_path / "probe.html"
+    probe.write_text(report["html"].read_text() + RENDERED_SIZES)
     dom = subprocess.run(
-        [CHROMIUM, *flags, "--dump-dom", url],
+        [CHROMIUM, *flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
         check=True,
         capture_output=True,
         text=True,
         timeout=120,
     ).stdout
-    assert len(re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{1000,}"', dom)) == 4
+    sizes = re.search(r'<pre id="rendered">([^<]*)</pre>', dom)
+    assert sizes, "the probe script did not run"
+    images = [tuple(map(int, s.split("x"))) for s in sizes.group(1).split()]
+    assert len(images) == report["html"].read_text().count("<img ") >= 4
+    assert all(w >= 200 and h >= 150 for w, h in images), images  # decoded PNGs, not broken
     assert "Fitted laws" in dom
+
+
+RENDERED_SIZES = """
+<script>
+window.addEventListener("load", () => {
+  const pre = document.createElement("pre");
+  pre.id = "rendered";
+  pre.textContent = [...document.images]
+    .map((img) => (img.complete ? img.naturalWidth : 0) + "x" + img.naturalHeight)
+    .join(" ");
+  document.body.appendChild(pre);
+});
+</script>
+"""
