@@ -331,11 +331,3 @@ def submit(
             "excludes": ["/.git", "/store", "/demo_out", "/data", "*.hdf5", "**/__pycache__"],
         },
     )
-
-
-def job_status(address: str, job_id: str) -> tuple[str, str]:
-    """(status, logs) of a submitted job."""
-    from ray.job_submission import JobSubmissionClient
-
-    client = JobSubmissionClient(address)
-    return str(client.get_job_status(job_id)), client.get_job_logs(job_id)

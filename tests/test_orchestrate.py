@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 
 import psutil
 import pytest
-from conftest import REPO, TINY, scaling_cmd
+from conftest import REPO, TINY, scaling_bin, scaling_cmd
 from etils import epath
 
 from scaling import results, store
@@ -241,25 +242,29 @@ def test_resources_the_cluster_cannot_provide_fail_before_anything_starts(
     assert not list(st.glob("**/trainings.jsonl"))
 
 
-def test_submit_to_a_cluster_as_a_job(ray_head, code_data, tmp_path):
-    from scaling.orchestrate import job_status
+def test_submit_to_a_cluster_as_a_job_from_a_folder_with_relative_paths(
+    ray_head, code_data, tmp_path
+):
+    from ray.job_submission import JobSubmissionClient
 
     _, dashboard = ray_head
-    sweep = write_sweep(tmp_path, "job", [40, 80], code_data)
-    st = tmp_path / "store"
-    out = scaling_cmd("submit", str(sweep), "--store", str(st), "--address", dashboard)
+    shutil.copytree(code_data, tmp_path / "data")
+    write_sweep(tmp_path, "job", [40, 80], code_data)
+    out = scaling_bin("submit", "job.py", "--store", "store", "--set", "data.path=data",
+                      "--address", dashboard, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     job_id = out.stdout.split("submitted job ")[1].split()[0]
+    client = JobSubmissionClient(dashboard)
     deadline = time.monotonic() + 400
-    status, logs = "", ""
-    while time.monotonic() < deadline:
-        status, logs = job_status(dashboard, job_id)
-        if status.endswith(("SUCCEEDED", "FAILED", "STOPPED")):
-            break
-        time.sleep(2)
-    assert status.endswith("SUCCEEDED"), logs
-    assert {s.status for s in store.scan(st, "job")} == {"finished"}
-    assert len(store.scan(st, "job")) == 2
+    while not (status := str(client.get_job_status(job_id))).endswith(
+        ("SUCCEEDED", "FAILED", "STOPPED")
+    ):
+        assert time.monotonic() < deadline, status
+        time.sleep(1)
+    assert status.endswith("SUCCEEDED"), client.get_job_logs(job_id)
+    runs = store.scan(tmp_path / "store", "job")  # the job ran elsewhere, wrote here
+    assert len(runs) == 2 and {s.status for s in runs} == {"finished"}
+    assert {store.load_config(s.path).data.path for s in runs} == {str(tmp_path / "data")}
 
 
 def test_ctrl_c_cancels_runs_in_flight_and_the_store_stays_consistent(
