@@ -189,3 +189,36 @@ def round_line(record: dict[str, Any], budget: Budget) -> str:
         f"width {a['high'] - a['low']:.4g}{expected}; planned cost {record['cost']:.4g} "
         f"{budget.unit}, measured {record['wall_time_s']:.0f} worker-s"
     )
+
+
+def states(store_path: str, sweep: str | None = None) -> dict[str, dict[str, Any]]:
+    """The adaptive state of every sweep in the store that has one (or of `sweep`)."""
+    root = Path(str(store_path))
+    names = [sweep] if sweep else sorted(p.name for p in root.iterdir() if p.is_dir())
+    found = {name: load_state(store_path, name) for name in names}
+    return {name: state for name, state in found.items() if state["rounds"]}
+
+
+def rounds_table(state: dict[str, Any]) -> pd.DataFrame:
+    """One row per round: its runs, planned and cumulative cost, measured worker time, the
+    answer after it with its 95% interval and width, and the width the plan expected."""
+    rows, total = [], 0.0
+    for r in state["rounds"]:
+        total += r["cost"]
+        after = r.get("after") or {"value": None, "low": None, "high": None}
+        width = after["high"] - after["low"] if r.get("after") else None
+        rows.append(
+            {
+                "round": r["index"],
+                "runs": len(r["run_ids"]),
+                "planned cost": r["cost"],
+                "cumulative cost": total,
+                "measured worker-s": r.get("wall_time_s"),
+                "answer": after["value"],
+                "95% low": after["low"],
+                "95% high": after["high"],
+                "width": width,
+                "expected width": r.get("expected"),
+            }
+        )
+    return pd.DataFrame(rows)

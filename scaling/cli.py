@@ -367,6 +367,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from scaling import report
+    from scaling.adaptive import states
 
     table = _table(args.store, args.sweep)
     paths = report.write_report(
@@ -375,6 +376,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         form=args.form,
         target=args.target,
         n_bootstrap=args.bootstrap,
+        adaptive=states(args.store, args.sweep),
     )
     for path in paths.values():
         print(f"wrote {path}")

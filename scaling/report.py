@@ -78,13 +78,15 @@ def write_report(
     target: float | None = None,
     n_bootstrap: int = 1000,
     split: str = "test",
+    adaptive: dict[str, dict] | None = None,
 ) -> dict[str, Path]:
     """Write report.html and report.md (plus figures as PNG and PDF) into `out_dir`.
 
     Laws of `form` are fitted on `split` to each of `metrics` (micro and macro
     classes; "all" for loss) against subset_size. `target` is a value of
     metrics[0] for the macro class (e.g. AUROC 0.95): the report then gives the
-    subset_size and training cost needed to reach it. Returns the paths by name
+    subset_size and training cost needed to reach it. `adaptive` maps a sweep to the state
+    of its adaptive rounds (`scaling.adaptive.states`). Returns the paths by name
     ("html", "markdown", and one per figure).
     """
     out_dir = Path(out_dir)
@@ -106,6 +108,8 @@ def write_report(
             _joint(table, metrics[0], split, n_bootstrap, out_dir),
         ),
     ]
+    if adaptive:
+        sections.append(("Adaptive rounds", _adaptive(adaptive)))
     sections.insert(1, ("Warnings", [warnings or ["None."]]))
     paths = {"html": out_dir / "report.html", "markdown": out_dir / "report.md"}
     paths["html"].write_text(_html(title, sections), encoding="utf-8")
@@ -336,6 +340,22 @@ def _per_class(table, metric, split, form, n_bootstrap, out_dir: Path, warnings)
     if fitted:
         png, _ = plots.plot_per_class(fitted, out_dir / "per_class")
         blocks.append(Figure(png, f"Per-class scaling of {metric}."))
+    return blocks
+
+
+def _adaptive(states: dict[str, dict]) -> list[Block]:
+    """Per adaptive sweep: the question, and its answer and interval after each round with the
+    compute spent."""
+    from scaling.adaptive import rounds_table
+
+    blocks: list[Block] = []
+    for sweep, state in states.items():
+        key = state["key"]
+        blocks.append(
+            f"Sweep {sweep}: {key['question']} ({key['form']} law); cost in {key['unit']} "
+            "planned, and worker-seconds measured."
+        )
+        blocks.append(rounds_table(state))
     return blocks
 
 

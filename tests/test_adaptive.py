@@ -61,6 +61,14 @@ def test_killed_adaptive_sweep_resumes_without_rerunning_finished_rounds(code_da
         assert [p.run_id for p in expand(load_sweep(r["file"]))] == r["run_ids"]
     status = scaling_bin("status", "store", cwd=tmp_path)
     assert f"{len(planted) + len(ours)}/{len(planted) + len(ours)} done" in status.stdout
+    # the report has the answer and interval after each round, and the compute spent
+    rep = scaling_bin("report", "store", "--out", "rep", "--bootstrap", "20", cwd=tmp_path)
+    assert rep.returncode == 0, rep.stderr
+    section = (tmp_path / "rep" / "report.md").read_text().split("## Adaptive rounds")[1]
+    assert "Sweep study: auroc macro on test at 1,000 exams (saturating law)" in section
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    assert len(lines) == 3 and "cumulative cost" in lines[0]  # header and one row per round
+    assert lines[1].startswith("| 1 | 2 |") and lines[2].startswith("| 2 | 2 |")  # 2 runs each
     # a third launch has nothing left to do: the rounds are done
     done = scaling_bin(*ARGS, cwd=tmp_path)
     assert done.returncode == 0 and "adaptive sweep study: 2 rounds" in done.stdout
