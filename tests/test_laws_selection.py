@@ -14,19 +14,26 @@ CANDIDATES = ("power", "saturating", "m3", "m4", "broken")
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("truth", "forms"),
+    "truth",
     [
-        ("power", CANDIDATES),
-        ("saturating", CANDIDATES),
-        ("m3", CANDIDATES),
-        ("broken", CANDIDATES),
-        # against the 6-parameter broken law M4's sigmoid wins only 7 of these 10
-        ("m4", ("power", "saturating", "m3", "m4")),
+        "power",
+        "saturating",
+        "m3",
+        "broken",
+        pytest.param(
+            "m4",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known gap: M4's sigmoid is chosen on 5 of these 10 curves; power, "
+                "saturating or broken extrapolate its noisy tail as well at several cut-offs",
+            ),
+        ),
     ],
 )
-def test_rolling_backtest_chooses_the_planted_form_on_most_noisy_curves(truth, forms):
+def test_rolling_backtest_chooses_the_planted_form_on_most_noisy_curves(truth):
+    x = np.geomspace(100, 1e6, 24)
     chosen = [
-        backtest(X16, noisy(law(truth, PLANTED[truth], X16), 0.01, seed=100 + i), forms).chosen
+        backtest(x, noisy(law(truth, PLANTED[truth], x), 0.01, seed=100 + i), CANDIDATES).chosen
         for i in range(10)
     ]
     assert chosen.count(truth) >= 8, chosen

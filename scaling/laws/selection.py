@@ -1,7 +1,7 @@
 """Choosing a law form by how well it extrapolated: a rolling-origin backtest.
 
-For each cut-off k (the k smallest distinct x, at most `MAX_CUTOFFS` of them,
-spread evenly in log x over the later half of the data) every form is fitted
+For each cut-off k (the k smallest distinct x; at most `MAX_CUTOFFS` values of
+k, spaced geometrically from half the distinct x to all but one) every form is fitted
 to the points up to the cut-off and predicts the points beyond it, out to the
 same ratio as the extrapolation asked for (`target` / largest x; at least the
 next x). Seeds at one x are one point (their mean), so cut-offs fall between
@@ -12,9 +12,9 @@ cut-off and `largest x / ratio`, the cut-off whose test spans exactly the
 requested horizon with the most data. A form that cannot be fitted at a
 cut-off scores the worst error of the others there.
 
-The chosen form is the one with the fewest parameters among those scoring
-within `TOLERANCE` of the best (a tie goes to the form listed first);
-`average` weights forms by score⁻².
+The chosen form is the one with the fewest parameters among those whose
+weighted mean squared error is within one standard error (over cut-offs) of the
+best's (a tie goes to the form listed first); `average` weights forms by score⁻².
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from scaling.laws.fitting import (
 )
 
 MAX_CUTOFFS = 6
-TOLERANCE = 0.1  # forms within 10% of the best score count as equally good: the simplest wins
 EXTRAPOLATION = 10.0  # the default target, as a multiple of the largest x
 
 
@@ -209,11 +208,31 @@ def _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta
         raise LawError(f"no form could be backtested ({reasons})")
     inverse = np.where(np.isfinite(score), 1.0 / np.maximum(score, 1e-12) ** 2, 0.0)
     table["weight"] = inverse / inverse.sum()
-    near = np.flatnonzero(score <= np.nanmin(score) * (1 + TOLERANCE))
+    near = np.flatnonzero(_within_one_se(table["form"], scored, np.nanargmin(score)))
     simplest = near[np.argmin(table["n_params"].to_numpy()[near])]  # first listed of the fewest
     table["chosen"] = np.arange(len(table)) == simplest
     columns = ["form", "n_params", "log_rmse", "rel_error", "weight", "aic", "bic", "chosen"]
     return table[[*columns, "note"]]
+
+
+def _within_one_se(forms: pd.Series, scored: pd.DataFrame, best: int) -> np.ndarray:
+    """Per form: is its weighted mean squared error within one standard error of the best's?
+
+    The standard error is that of the weighted mean of the per-cut-off differences in squared
+    error (the one-standard-error rule of cross-validation).
+    """
+    errors = scored.pivot(index="cutoff", columns="form", values="log_rmse") ** 2
+    w = scored.groupby("cutoff")["weight"].first().loc[errors.index].to_numpy()
+    w = w / w.sum()
+    out = []
+    for form in forms:
+        if form not in errors:
+            out.append(False)
+            continue
+        diff = (errors[form] - errors[forms.iloc[best]]).to_numpy()
+        mean = w @ diff
+        out.append(bool(mean <= np.sqrt(np.sum(w**2 * (diff - mean) ** 2)) + 1e-15))
+    return np.array(out)
 
 
 def _reason(table: pd.DataFrame, cutoffs: pd.DataFrame, ratio: float) -> str:
@@ -221,7 +240,9 @@ def _reason(table: pd.DataFrame, cutoffs: pd.DataFrame, ratio: float) -> str:
     best = table[table["chosen"]].iloc[0]
     others = table[~table["chosen"]].dropna(subset=["log_rmse"]).sort_values("log_rmse")
     beaten = len(others) == 0 or best["log_rmse"] <= others["log_rmse"].iloc[0]
-    lead = "extrapolated best" if beaten else f"is the simplest within {TOLERANCE:.0%} of the best"
+    lead = (
+        "extrapolated best" if beaten else "is the simplest within one standard error of the best"
+    )
     peak = cutoffs.loc[cutoffs["weight"].idxmax(), "cutoff"]
     text = (
         f"{best['form']} {lead}: weighted log-RMSE {best['log_rmse']:.3g} "
