@@ -205,16 +205,17 @@ def noise(law: LawFit) -> float:
 
 
 def gradients(law: LawFit, q: Question, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(J, g): d log prediction / d params at each x (len(x), p), and d answer / d params (p,),
-    by central differences in the natural parameters."""
+    """(J, g): d log prediction / d theta at each x (len(x), p), and d answer / d theta (p,),
+    by central differences in the form's internal parameters (logs of the positive ones, so
+    a step never leaves the domain; the delta method is the same in any parametrisation)."""
     form = FORMS[law.form]
-    p = np.array(list(law.params.values()))
-    h = 1e-5 * np.maximum(np.abs(p), 1e-3)
-    shifted = np.concatenate([p + np.diag(h), p - np.diag(h)])  # (2p, p)
-    log_pred = form.log_predict(form.encode(shifted), np.log(np.asarray(x, float)))
-    k = len(p)
+    theta = form.encode(np.array(list(law.params.values())))
+    h = 1e-5 * np.maximum(np.abs(theta), 1.0)
+    shifted = np.concatenate([theta + np.diag(h), theta - np.diag(h)])  # (2p, p)
+    log_pred = form.log_predict(shifted, np.log(np.asarray(x, float)))
+    k = len(theta)
     jac = ((log_pred[:k] - log_pred[k:]) / (2 * h[:, None])).T
-    ans = answers(law, q, shifted)
+    ans = answers(law, q, form.decode(shifted))
     return jac, (ans[:k] - ans[k:]) / (2 * h)
 
 
