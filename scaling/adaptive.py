@@ -13,6 +13,7 @@ at seeds 0 and 1.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -107,16 +108,19 @@ def run_adaptive(
         if not run_round(expand(load_sweep(record["file"]), cwd=Path.cwd())):
             raise RoundFailed(f"round {record['index']} has unfinished runs; launch again to retry")
         table = results.collect(store_path, sweep.name)
-        record["after"] = dataclasses.asdict(
-            answer_now(sweep, runs, table, question, form, n_bootstrap)
-        )
+        try:
+            answer = answer_now(sweep, runs, table, question, form, n_bootstrap)
+            record["after"] = dataclasses.asdict(answer)
+        except LawError as e:  # e.g. a starting grid whose curve does not fall (yet)
+            record["after"], record["why"] = None, str(e)
         done = table[table["run_id"].isin(record["run_ids"])].drop_duplicates("run_id")
         record["wall_time_s"] = float(done["wall_time_s"].sum())
+        record["done"] = True
         _save(store_path, sweep.name, state)
         log(round_line(record, budget))
 
     for record in state["rounds"]:
-        if "after" not in record:
+        if not record.get("done"):
             log(f"round {record['index']}: resuming {record['file']}")
             execute(record)
     while len(state["rounds"]) < rounds:
@@ -149,6 +153,7 @@ def run_adaptive(
                     f"{record['cost']:.4g}, more than the budget {budget}"
                 ) from e
             header = f"Round {index} of adaptive sweep '{sweep.name}': no law yet ({e})."
+            log(f"round {index}: no law yet ({e}); the sweep's sizes at seeds 0 and 1")
         else:
             if plan.answer.width <= tolerance:
                 log(f"interval width {plan.answer.width:.4g} is within tolerance {tolerance:g}")
@@ -182,12 +187,17 @@ def run_adaptive(
 
 def round_line(record: dict[str, Any], budget: Budget) -> str:
     """One round as a line: its answer after, the interval and its width, the cost."""
-    a = record["after"]
     expected = f" (expected {record['expected']:.4g})" if record.get("expected") else ""
+    if a := record["after"]:
+        answer = (
+            f"answer {a['value']:.4g} [{a['low']:.4g}, {a['high']:.4g}], "
+            f"width {a['high'] - a['low']:.4g}{expected}"
+        )
+    else:
+        answer = f"no answer ({record['why']})"
     return (
-        f"round {record['index']}: answer {a['value']:.4g} [{a['low']:.4g}, {a['high']:.4g}], "
-        f"width {a['high'] - a['low']:.4g}{expected}; planned cost {record['cost']:.4g} "
-        f"{budget.unit}, measured {record['wall_time_s']:.0f} worker-s"
+        f"round {record['index']}: {answer}; planned cost {record['cost']:.4g} {budget.unit}, "
+        f"measured {record['wall_time_s']:.0f} worker-s"
     )
 
 
@@ -205,20 +215,19 @@ def rounds_table(state: dict[str, Any]) -> pd.DataFrame:
     rows, total = [], 0.0
     for r in state["rounds"]:
         total += r["cost"]
-        after = r.get("after") or {"value": None, "low": None, "high": None}
-        width = after["high"] - after["low"] if r.get("after") else None
+        after = r.get("after") or dict.fromkeys(("value", "low", "high"), math.nan)
         rows.append(
             {
                 "round": r["index"],
                 "runs": len(r["run_ids"]),
                 "planned cost": r["cost"],
                 "cumulative cost": total,
-                "measured worker-s": r.get("wall_time_s"),
+                "measured worker-s": r.get("wall_time_s", math.nan),
                 "answer": after["value"],
                 "95% low": after["low"],
                 "95% high": after["high"],
-                "width": width,
-                "expected width": r.get("expected"),
+                "width": after["high"] - after["low"],
+                "expected width": r.get("expected") or math.nan,
             }
         )
     return pd.DataFrame(rows)

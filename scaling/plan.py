@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from scaling.config import RunConfig, canonical, flatten, override, resolve_key
 from scaling.laws import FORMS, LawFit, from_error
@@ -184,7 +185,7 @@ def _log10_size(form, theta: np.ndarray, log_target: float) -> np.ndarray:
     return np.where(reachable, high / math.log(10), np.inf)
 
 
-def current_answer(law: LawFit, q: Question) -> Answer:
+def bootstrap_answer(law: LawFit, q: Question) -> Answer:
     """The answer of the fitted law and its 95% bootstrap interval."""
     if q.kind == "size-for" and not float(from_error(q.metric, q.target)) > 0:
         raise PlanError(f"size-for target {q.target:g} of {q.metric} means zero error")
@@ -195,6 +196,28 @@ def current_answer(law: LawFit, q: Question) -> Answer:
         raise PlanError("the law has no bootstrap refits; plan with --bootstrap > 0")
     low, high = np.quantile(answers(law, q, law.bootstrap), [0.025, 0.975], method="inverted_cdf")
     return Answer(value, float(low), float(high))
+
+
+def current_answer(law: LawFit, q: Question) -> Answer:
+    """The answer with the wider of its bootstrap interval and its delta-method interval with
+    a Student t quantile (degrees of freedom: distinct sizes − parameters). With few distinct
+    sizes, as a design concentrated by planning has, the bootstrap alone undercovers."""
+    boot = bootstrap_answer(law, q)
+    jac, g = gradients(law, q, law.x)
+    half = _t(_dof(law.x, law)) * math.sqrt(_variance(g, _covariance(jac, law.weights, noise(law))))
+    return Answer(boot.value, min(boot.low, boot.value - half), max(boot.high, boot.value + half))
+
+
+def _dof(x: np.ndarray, law: LawFit) -> int:
+    return max(len(np.unique(x)) - len(law.params), 1)
+
+
+def _t(dof: int) -> float:
+    return float(stats.t.ppf(0.975, dof))
+
+
+def _variance(g: np.ndarray, cov: np.ndarray) -> float:
+    return max(float(g @ cov @ g), 0.0)
 
 
 def noise(law: LawFit) -> float:
@@ -241,49 +264,49 @@ def plan_batch(
 ) -> Plan:
     """Greedy batch within `budget`: pairs of new seeds at candidate sizes, each pick the one
     that narrows the expected interval most per unit of cost, until nothing affordable is left
-    or the expected width is under `tolerance`. `used_seeds` maps a subset_size to its seeds."""
+    or the expected width is under `tolerance`. `used_seeds` maps a subset_size to its seeds.
+
+    The expected width is 2·t(dof)·sd by the delta method, times `calibration` (the current
+    interval over that width now); a pick at a new size also adds a degree of freedom."""
     answer = current_answer(law, q)
-    x, n = law.x, law.weights
-    sigma = noise(law)
-    jac, g = gradients(law, q, x)
-    cov = _covariance(jac, n, sigma)
-    var = float(g @ cov @ g)
-    delta_now = 2 * Z95 * math.sqrt(max(var, 0.0))
-    calibration = answer.width / delta_now if delta_now > 0 and answer.width > 0 else 1.0
+    sigma, sizes = noise(law), set(law.x.tolist())
+    jac, g = gradients(law, q, law.x)
+    cov = _covariance(jac, law.weights, sigma)
+    delta_now = 2 * Z95 * math.sqrt(_variance(g, cov))
+    model_now = 2 * _t(_dof(law.x, law)) * math.sqrt(_variance(g, cov))
+    calibration = answer.width / model_now if model_now > 0 and answer.width > 0 else 1.0
     cand_jac, _ = gradients(law, q, np.array([c.x for c in candidates]))
+    scale = SEEDS_PER_PICK / sigma**2
+
+    def width(cov: np.ndarray, sizes: set) -> float:
+        dof = max(len(sizes) - len(law.params), 1)
+        return calibration * 2 * _t(dof) * math.sqrt(_variance(g, cov))
+
+    def added(cov: np.ndarray, u: np.ndarray) -> np.ndarray:
+        cu = cov @ u
+        return cov - scale * np.outer(cu, cu) / (1 + scale * u @ cu)
+
     used = {k: set(v) for k, v in (used_seeds or {}).items()}
     picks, left = [], budget.amount
-    while True:
-        width = calibration * 2 * Z95 * math.sqrt(max(var, 0.0))
-        if width <= tolerance:
+    while (now := width(cov, sizes)) > tolerance:
+        gains = [
+            (now - width(added(cov, cand_jac[i]), sizes | {c.x})) / max(cost, 1e-12)
+            if (cost := SEEDS_PER_PICK * c.cost) <= left
+            else 0.0
+            for i, c in enumerate(candidates)
+        ]
+        best = int(np.argmax(gains))
+        if gains[best] <= 0:
             break
-        best, best_gain = None, 0.0
-        for i, c in enumerate(candidates):
-            cost = SEEDS_PER_PICK * c.cost
-            if cost > left:
-                continue
-            u = cand_jac[i]
-            scale = SEEDS_PER_PICK / sigma**2
-            new_var = var - scale * (g @ cov @ u) ** 2 / (1 + scale * u @ cov @ u)
-            gain = (width - calibration * 2 * Z95 * math.sqrt(max(new_var, 0.0))) / max(cost, 1e-12)
-            if gain > best_gain:
-                best, best_gain = i, gain
-        if best is None:
-            break
-        c, u = candidates[best], cand_jac[best]
-        scale = SEEDS_PER_PICK / sigma**2
-        cu = cov @ u
-        cov = cov - scale * np.outer(cu, cu) / (1 + scale * u @ cu)
-        var = float(g @ cov @ g)
+        c = candidates[best]
+        cov, sizes = added(cov, cand_jac[best]), sizes | {c.x}
         taken = used.setdefault(c.subset_size, set())
-        seeds = []
-        while len(seeds) < SEEDS_PER_PICK:
-            seed = next(s for s in range(len(taken) + SEEDS_PER_PICK + 1) if s not in taken)
-            taken.add(seed)
-            seeds.append(seed)
+        seeds = [s for s in range(len(taken) + SEEDS_PER_PICK) if s not in taken][:SEEDS_PER_PICK]
+        taken.update(seeds)
         left -= SEEDS_PER_PICK * c.cost
-        width_after = calibration * 2 * Z95 * math.sqrt(max(var, 0.0))
-        picks.append(Pick(c.subset_size, c.x, tuple(seeds), SEEDS_PER_PICK * c.cost, width_after))
+        picks.append(
+            Pick(c.subset_size, c.x, tuple(seeds), SEEDS_PER_PICK * c.cost, width(cov, sizes))
+        )
     return Plan(q, budget, answer, delta_now, calibration, tuple(picks))
 
 
@@ -451,7 +474,8 @@ def describe(plan: Plan, unit_name: str) -> str:
     lines = [
         f"question: {q}",
         f"now: {a.value:.4g}, 95% interval [{a.low:.4g}, {a.high:.4g}], width {a.width:.4g} "
-        f"(bootstrap); delta method {plan.delta_width:.4g} (x{plan.calibration:.2f} to match)",
+        f"(bootstrap, widened to the delta method's with a t quantile when that is wider); "
+        f"delta method with z {plan.delta_width:.4g}, model x{plan.calibration:.2f} to match",
         f"budget {plan.budget} ({unit_name}): {len(plan.picks)} picks of "
         f"{SEEDS_PER_PICK} seeds cost {cost(plan.cost)}",
         f"  {'subset_size':>11s} {'exams':>10s} {'seeds':>8s} {'cost':>12s} {'width after':>12s}",

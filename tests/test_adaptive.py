@@ -42,14 +42,14 @@ def test_killed_adaptive_sweep_resumes_without_rerunning_finished_rounds(code_da
     proc.send_signal(signal.SIGINT)  # killed in round 2, its runs not finished
     out, err = proc.communicate(timeout=120)
     first, second = read_state(tmp_path)["rounds"]
-    assert "after" in first and "after" not in second, out + err
+    assert first.get("done") and first["after"] and not second.get("done"), out + err
     assert first["cost"] <= 1000 and len(first["run_ids"]) == 2  # half the budget: one pick
 
     again = scaling_bin(*ARGS, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "round 2: resuming" in again.stdout and "round 1:" not in again.stdout
     rounds = read_state(tmp_path)["rounds"]
-    assert len(rounds) == 2 and all("after" in r for r in rounds)
+    assert len(rounds) == 2 and all(r["done"] and r["after"] for r in rounds)
     assert sum(r["cost"] for r in rounds) <= 2000
     states = {s.run_id: s for s in store.scan(tmp_path / "store", "study")}
     ours = [rid for r in rounds for rid in r["run_ids"]]
@@ -83,3 +83,23 @@ def test_adaptive_needs_a_budget_and_a_known_question(tmp_path):
                       cwd=tmp_path)  # fmt: skip
     assert out.returncode == 2 and "unknown question 'why'" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_adaptive_sweep_from_an_empty_store_starts_with_the_sweeps_sizes(code_data, tmp_path):
+    """No law to plan from: round 1 is the sweep's sizes at seeds 0 and 1, real runs."""
+    (tmp_path / "study.py").write_text(
+        SWEEP.format(sizes=[20, 40], fixed={**TINY, "data.path": str(code_data)})
+    )
+    out = scaling_bin("sweep", "study.py", "--adaptive", "--budget", "1e5ex", "--rounds", "1",
+                      "--num-cpus", "2", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "round 1: no law yet" in out.stdout
+    [first] = read_state(tmp_path)["rounds"]
+    assert first["done"] and first["cost"] == 4 * 30 * 16  # 4 runs of 30 steps of 16
+    runs = expand(load_sweep(first["file"]))
+    points = {(r.config.data.subset_size, r.config.data.data_seed) for r in runs}
+    assert points == {(20, 0), (20, 1), (40, 0), (40, 1)}
+    states = {s.run_id: s.status for s in store.scan(tmp_path / "store", "study")}
+    assert states == dict.fromkeys(first["run_ids"], store.FINISHED)

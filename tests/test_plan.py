@@ -18,6 +18,7 @@ from scaling.plan import (
     Budget,
     Candidate,
     Question,
+    bootstrap_answer,
     current_answer,
     delta_width,
     parse_budget,
@@ -52,8 +53,10 @@ QUESTIONS = [
 @pytest.mark.parametrize("q", QUESTIONS, ids=lambda q: q.kind)
 def test_delta_width_agrees_with_the_bootstrap(q):
     law = planted_law()
-    boot, delta = current_answer(law, q).width, delta_width(law, q, law.x, law.weights)
+    boot, delta = bootstrap_answer(law, q).width, delta_width(law, q, law.x, law.weights)
     assert 0.5 < boot / delta < 2.0, (boot, delta)
+    reported, only_boot = current_answer(law, q), bootstrap_answer(law, q)
+    assert reported.low <= only_boot.low and reported.high >= only_boot.high
 
 
 @pytest.mark.parametrize("q", QUESTIONS, ids=lambda q: q.kind)
