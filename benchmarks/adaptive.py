@@ -23,7 +23,7 @@ Figures (one JSON line each):
 - `planning_time`: seconds for one round's planning (law fit with 200 bootstrap refits + the
   greedy batch) with 50 finished runs (target < 30 s on 2 cores).
 
-    python benchmarks/adaptive.py [--studies 3] [--bootstrap 100]
+    python benchmarks/adaptive.py [--studies 3] [--bootstrap 100] [--questions size-for]
 """
 
 from __future__ import annotations
@@ -40,7 +40,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from scaling.laws import fit
-from scaling.plan import Budget, Candidate, PlanError, Question, current_answer, plan_batch
+from scaling.plan import (
+    Budget,
+    Candidate,
+    Question,
+    Unreachable,
+    current_answer,
+    plan_batch,
+    stand_in,
+)
 
 POOL = 311_000
 GRID_SIZES = [1000, 3129, 9791, 30639, 95873, 300000, POOL]
@@ -92,10 +100,13 @@ def adaptive_study(law, q, sigma, rng, n_bootstrap, target: float, budget: float
     spent, per_round = float(sum(x)), budget / 4
     candidates = [Candidate(float(s), s, float(s)) for s in _candidates()]
     law_fit = refit(x, y, n_bootstrap)
-    answer = current_answer(law_fit, q)
-    while answer.width > target and spent < budget:
+    answer = _answer(law_fit, q)
+    while (answer is None or answer.width > target) and spent < budget:
         budget_now = Budget(min(per_round, budget - spent), "examples")
-        plan = plan_batch(law_fit, q, candidates, budget_now, tolerance=target)
+        if answer is None:  # the target is out of the law's reach: plan as `scaling plan` does
+            plan = plan_batch(law_fit, stand_in(q, POOL), candidates, budget_now)
+        else:
+            plan = plan_batch(law_fit, q, candidates, budget_now, tolerance=target)
         if not plan.picks:
             break
         new = [p.x for p in plan.picks for _ in p.seeds]
@@ -103,17 +114,30 @@ def adaptive_study(law, q, sigma, rng, n_bootstrap, target: float, budget: float
         y += list(errors(law, new, sigma, rng))
         spent += plan.cost
         law_fit = refit(x, y, n_bootstrap)
-        answer = current_answer(law_fit, q)
-    return (spent if answer.width <= target else math.inf), answer
+        answer = _answer(law_fit, q)
+    return (spent if answer and answer.width <= target else math.inf), answer
+
+
+def _answer(law_fit, q: Question):
+    """The current answer, or None while a size-for target is out of the law's reach."""
+    try:
+        return current_answer(law_fit, q)
+    except Unreachable:
+        return None
 
 
 def _candidates() -> list[int]:
     return [round(v) for v in np.exp(np.linspace(math.log(1000), math.log(POOL), 12))]
 
 
-def compare(studies: int, n_bootstrap: int) -> list[dict]:
+QUESTIONS = ("exponent", "metric-at:10x pool", "size-for:AUROC at 2x pool")
+
+
+def compare(studies: int, n_bootstrap: int, only: tuple[str, ...] = QUESTIONS) -> list[dict]:
     rows = []
-    for qi, name in enumerate(("exponent", "metric-at:10x pool", "size-for:AUROC at 2x pool")):
+    for qi, name in enumerate(QUESTIONS):
+        if not name.startswith(only):
+            continue
         ratios, cover_a, cover_g, grid_failed = [], [], [], 0
         for alpha, e in LAWS:
             law = truth(alpha, e)
@@ -123,15 +147,12 @@ def compare(studies: int, n_bootstrap: int) -> list[dict]:
                     rng = np.random.default_rng([qi, int(alpha * 10), int(e * 100), study])
                     try:
                         target, grid_cost, grid = grid_study(law, q, sigma, rng, n_bootstrap)
-                    except PlanError:  # the grid's law never reaches the target: no width
+                    except Unreachable:  # the grid's law never reaches the target: no width
                         grid_failed += 1
                         continue
                     cover_g.append(grid.low <= true <= grid.high)
-                    try:
-                        cost, answer = adaptive_study(law, q, sigma, rng, n_bootstrap, target,
-                                                      grid_cost)  # fmt: skip
-                    except PlanError:  # the adaptive law never reaches it: no answer
-                        cost, answer = math.inf, None
+                    cost, answer = adaptive_study(law, q, sigma, rng, n_bootstrap, target,
+                                                  grid_cost)  # fmt: skip
                     ratios.append(cost / grid_cost)  # inf: never reached
                     cover_a.append(answer is not None and answer.low <= true <= answer.high)
         rows.append(
@@ -180,9 +201,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=3, help="studies per law and noise")
     parser.add_argument("--bootstrap", type=int, default=100, help="bootstrap refits per fit")
+    parser.add_argument(
+        "--questions", nargs="+", default=["exponent", "metric-at", "size-for"],
+        help="which questions to simulate",
+    )  # fmt: skip
     args = parser.parse_args()
     print(json.dumps(planning_time()), flush=True)
-    compare(args.studies, args.bootstrap)
+    compare(args.studies, args.bootstrap, tuple(args.questions))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ before any of its runs starts; its runs are ordinary runs of the sweep (content-
 seen by `status`, `results` and `report`). `adaptive/state.json` lists the rounds: their
 runs, planned cost, the answer before, the width expected and the answer after. A relaunch
 first completes a round that was interrupted (its finished runs are not trained again),
-then plans the next. With no law to plan from yet, the first round is the sweep's own sizes
-at seeds 0 and 1.
+then plans the next. With no law to plan from yet, the first round is the sweep's 4 smallest
+sizes at seeds 0 and 1 (enough for a 3-parameter law with a degree of freedom to spare).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from scaling.plan import (
 )
 from scaling.sweep import PlannedRun, Sweep, expand, load_sweep
 
+STARTER_SIZES = 4
 RunRound = Callable[[list[PlannedRun]], bool]
 """Runs a round's runs on Ray; True when all of them finished."""
 
@@ -111,7 +112,10 @@ def run_adaptive(
         try:
             answer = answer_now(sweep, runs, table, question, form, n_bootstrap)
             record["after"] = dataclasses.asdict(answer)
-        except LawError as e:  # e.g. a starting grid whose curve does not fall (yet)
+        except (
+            LawError,
+            PlanError,
+        ) as e:  # a curve that does not fall (yet), a target out of reach
             record["after"], record["why"] = None, str(e)
         done = table[table["run_id"].isin(record["run_ids"])].drop_duplicates("run_id")
         record["wall_time_s"] = float(done["wall_time_s"].sum())
@@ -140,10 +144,8 @@ def run_adaptive(
         except LawError as e:
             if state["rounds"]:
                 raise
-            points = sorted(
-                {(r.config.data.subset_size, s) for r in runs if r.config.data.subset_size
-                 for s in (0, 1)}
-            )  # fmt: skip
+            sizes = sorted({r.config.data.subset_size for r in runs} - {0})[:STARTER_SIZES]
+            points = [(size, seed) for size in sizes for seed in (0, 1)]
             price = run_pricer(sweep, table, budget.unit, None)
             cfg = base_config(sweep, runs)
             record["cost"] = sum(price(override(cfg, {"subset_size": size})) for size, _ in points)
@@ -153,9 +155,9 @@ def run_adaptive(
                     f"{record['cost']:.4g}, more than the budget {budget}"
                 ) from e
             header = f"Round {index} of adaptive sweep '{sweep.name}': no law yet ({e})."
-            log(f"round {index}: no law yet ({e}); the sweep's sizes at seeds 0 and 1")
+            log(f"round {index}: no law yet ({e}); the sweep's smallest sizes at seeds 0, 1")
         else:
-            if plan.answer.width <= tolerance:
+            if plan.question == question and plan.answer.width <= tolerance:
                 log(f"interval width {plan.answer.width:.4g} is within tolerance {tolerance:g}")
                 break
             if not plan.picks:

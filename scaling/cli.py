@@ -394,6 +394,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sweep, runs, table, q, budget, form=args.form, n_bootstrap=args.bootstrap,
         tolerance=args.tolerance,
     )  # fmt: skip
+    if proposal.question != q:
+        print(f"{q}: out of the fitted law's reach; planning for {proposal.question} instead")
     print(plan.describe(proposal, _budget_unit(sweep, budget)))
     if not proposal.picks:
         print("nothing to plan: no run fits the budget or narrows the interval")

@@ -38,6 +38,10 @@ class PlanError(SweepError):
     """A question or budget cannot be planned for; the message says why."""
 
 
+class Unreachable(PlanError):
+    """The fitted law never reaches a size-for target."""
+
+
 @dataclass(frozen=True)
 class Question:
     kind: str  # "exponent", "metric-at" or "size-for"
@@ -191,7 +195,7 @@ def bootstrap_answer(law: LawFit, q: Question) -> Answer:
         raise PlanError(f"size-for target {q.target:g} of {q.metric} means zero error")
     value = float(answers(law, q, np.array([list(law.params.values())]))[0])
     if not math.isfinite(value):
-        raise PlanError(f"the fitted law never reaches {q.metric} {q.target:g}: nothing to plan")
+        raise Unreachable(f"the fitted law never reaches {q.metric} {q.target:g}")
     if len(law.bootstrap) == 0:
         raise PlanError("the law has no bootstrap refits; plan with --bootstrap > 0")
     low, high = np.quantile(answers(law, q, law.bootstrap), [0.025, 0.975], method="inverted_cdf")
@@ -386,10 +390,20 @@ def plan_study(
         Candidate(float(size or pool.exams), size, price(override(cfg, {"subset_size": size})))
         for size in sizes
     ]
-    return plan_batch(
-        fitted.law, question, candidates, budget, used_seeds=used_seeds(table, pool.exams),
-        tolerance=tolerance,
-    )  # fmt: skip
+    seeds = used_seeds(table, pool.exams)
+    try:
+        return plan_batch(
+            fitted.law, question, candidates, budget, used_seeds=seeds, tolerance=tolerance
+        )
+    except Unreachable:
+        return plan_batch(fitted.law, stand_in(question, pool.exams), candidates, budget,
+                          used_seeds=seeds)  # fmt: skip
+
+
+def stand_in(q: Question, pool: int) -> Question:
+    """What to plan for while a size-for target is out of the fitted law's reach: the metric
+    at 10× the pool, which pins down the asymptote that decides whether it is reachable."""
+    return Question("metric-at", q.metric, q.cls, q.split, at=10.0 * pool)
 
 
 def run_pricer(

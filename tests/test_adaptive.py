@@ -88,7 +88,7 @@ def test_adaptive_needs_a_budget_and_a_known_question(tmp_path):
 @pytest.mark.slow
 @pytest.mark.ray
 def test_adaptive_sweep_from_an_empty_store_starts_with_the_sweeps_sizes(code_data, tmp_path):
-    """No law to plan from: round 1 is the sweep's sizes at seeds 0 and 1, real runs."""
+    """No law to plan from: round 1 is the sweep's smallest sizes at seeds 0 and 1, real runs."""
     (tmp_path / "study.py").write_text(
         SWEEP.format(sizes=[20, 40], fixed={**TINY, "data.path": str(code_data)})
     )

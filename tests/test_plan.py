@@ -180,7 +180,6 @@ def test_plan_writes_a_sweep_of_exactly_the_proposed_runs(study):
         (["--question", "exponent", "--budget=-1h"], "budget '-1h'"),
         (["--question", "exponent", "--budget", "0ex"], "budget '0ex'"),
         (["--question", "size-for:auroc=1", "--budget", "1h"], "means zero error"),
-        (["--question", "size-for:auroc=0.99", "--budget", "1h"], "never reaches auroc 0.99"),
     ],
 )
 def test_bad_questions_and_budgets_are_one_line_errors(study, args, message):
@@ -198,3 +197,15 @@ def test_plan_in_worker_hours_costs_runs_by_measured_throughput(study):
     assert "(time of one cpu worker)" in out.stdout and (cwd / "plan_study.py").exists()
     total = out.stdout.split("cost ")[1].split(" h")[0]
     assert 0 < float(total) <= 0.01 and math.isfinite(float(total))
+
+
+def test_a_target_out_of_reach_plans_for_the_asymptote(study):
+    cwd, pool = study
+    out = scaling_bin("plan", "study.py", "--question", "size-for:auroc=0.99", "--budget", "2000ex",
+                      cwd=cwd)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (
+        "exams for auroc macro on test = 0.99 (log10): out of the fitted law's reach" in out.stdout
+    )
+    assert f"planning for auroc macro on test at {10 * pool:,} exams instead" in out.stdout
+    assert (cwd / "plan_study.py").exists()
