@@ -61,6 +61,7 @@ def test_backtest_cutoffs_fall_between_sizes_and_weigh_the_target_horizon_most()
     assert result.target == 1e7
 
 
+@pytest.mark.slow
 def test_model_averaging_never_extrapolates_worse_than_the_worst_member():
     x_all = np.geomspace(100, 1e7, 24)
     for truth, seed in (("saturating", 0), ("broken", 1), ("m3", 2), ("m4", 3)):
@@ -76,6 +77,7 @@ def test_model_averaging_never_extrapolates_worse_than_the_worst_member():
         assert error(model.predict(x_far)) <= max(members) + 1e-12, (truth, members)
 
 
+@pytest.mark.slow
 def test_band_of_a_new_run_covers_95_percent_of_held_out_seeds():
     rng = np.random.default_rng(13)
     x = np.repeat(X16, 4)
