@@ -25,6 +25,7 @@ from scaling.progress import Reporter, summarize
 from scaling.sweep import REPO_ROOT, PlannedRun, Resources, Sweep, SweepError
 
 LOCK_POLL_S = 2.0
+JOB_AGENT_WAIT_S = 120.0  # a fresh head's job agent can take this long to register
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 """Ray's single-machine mode: every server of a node binds to 127.0.0.1, not to the
 machine's network address (Ray reads it when it is imported)."""
@@ -310,7 +311,7 @@ def submit(
         if sweep_file.is_relative_to(working_dir.resolve()):
             sweep_name = os.fspath(sweep_file.relative_to(working_dir.resolve()))
     client = JobSubmissionClient(address)
-    entrypoint = shlex.join(
+    command = shlex.join(
         [
             "python",
             "-m",
@@ -324,10 +325,15 @@ def submit(
             *extra_args,
         ]
     )
-    return client.submit_job(
-        entrypoint=entrypoint,
-        runtime_env={
-            "working_dir": os.fspath(working_dir),
-            "excludes": ["/.git", "/store", "/demo_out", "/data", "*.hdf5", "**/__pycache__"],
-        },
-    )
+    runtime_env = {
+        "working_dir": os.fspath(working_dir),
+        "excludes": ["/.git", "/store", "/demo_out", "/data", "*.hdf5", "**/__pycache__"],
+    }
+    deadline = time.monotonic() + JOB_AGENT_WAIT_S
+    while True:
+        try:
+            return client.submit_job(entrypoint=command, runtime_env=runtime_env)
+        except RuntimeError as e:  # the head's job agent is still starting: Ray says to retry
+            if "No available agent" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)

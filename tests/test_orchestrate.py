@@ -175,24 +175,36 @@ def test_killed_driver_then_relaunch_completes_without_retraining(ray_head, code
 
 def test_two_concurrent_invocations_train_each_run_once(ray_head, code_data, tmp_path):
     address, _ = ray_head
-    sweep = write_sweep(tmp_path, "twice", [40, 70, 100], code_data, max_steps=60)
+    sweep = write_sweep(tmp_path, "twice", [40, 70, 100], code_data, cpus=0.5, max_steps=200)
     st = tmp_path / "store"
-    first = start_sweep(sweep, st, address, "--max-concurrent", "1")
-    holder = worker_pid(st / "twice", min_evals=1)
-    os.kill(holder, signal.SIGSTOP)  # the first driver's run holds its lock, paused
+    first = start_sweep(sweep, st, address)
+    paused: set[int] = set()
+
+    def pause_each_worker_mid_run() -> bool:
+        for lock in (st / "twice").glob("*/lock"):
+            try:
+                pid = json.loads(lock.read_text())["pid"]
+            except (json.JSONDecodeError, FileNotFoundError):
+                continue
+            if pid not in paused and store.read_metrics(epath.Path(lock.parent)):
+                os.kill(pid, signal.SIGSTOP)  # holds its run's lock, cannot finish
+                paused.add(pid)
+        return len(paused) == 3
+
     try:
+        wait_until(pause_each_worker_mid_run, "the first driver's three runs never all started")
         second = start_sweep(sweep, st, address)
-        # Both drivers' tasks are in flight at once: the second one's waits on the lock.
-        wait_until(lambda: len(task_processes()) >= 2, "the second driver's task never started")
+        # The second driver's task runs while every run is claimed: it must wait on a lock.
+        wait_until(lambda: len(task_processes()) >= 4, "the second driver's task never started")
     finally:
-        os.kill(holder, signal.SIGCONT)
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
     outs = [p.communicate(timeout=600)[0] for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outs
     assert trainings(st, "twice") == dict.fromkeys(trainings(st, "twice"), 1)
     assert len(trainings(st, "twice")) == 3
-    trained = [int(re.search(r"\((\d+) trained now", out).group(1)) for out in outs]
-    assert sum(trained) == 3, outs  # each run counted once, by the driver that trained it
-    assert "1 finished by another process while waiting" in outs[1], outs[1]
+    assert "3/3 finished (3 trained now)" in outs[0], outs[0]
+    assert re.search(r"3/3 finished \(0 trained now, [123] finished by another process", outs[1])
 
 
 def task_processes() -> list[psutil.Process]:
