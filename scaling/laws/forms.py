@@ -295,8 +295,9 @@ def _m4_z(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
     s = a - alpha * lx - (1.0 - kappa) * b
     z = np.where(s < 0, s, s / kappa)  # φ(z) ≈ z far left, ≈ kappa·z far right
     for _ in range(M4_NEWTON_STEPS):
-        phi = special.log_expit(z) - kappa * special.log_expit(-z) - s
-        step = phi / (special.expit(-z) + kappa * special.expit(z))
+        log_left, left = special.log_expit(z), special.expit(z)  # log σ(−z) = log σ(z) − z
+        phi = (1.0 - kappa) * log_left + kappa * z - s
+        step = phi / (1.0 - left + kappa * left)
         z = z - np.clip(step, -5.0, 5.0)
         if np.all(np.abs(step) < 1e-10):
             break
