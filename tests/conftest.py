@@ -163,7 +163,7 @@ def code_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-SMALL_STORE = {"max_steps": 40, "bootstrap": 100}
+SMALL_STORE = {"max_steps": 120, "eval_every": 40, "bootstrap": 100}
 
 
 @pytest.fixture(scope="session")

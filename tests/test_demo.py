@@ -6,7 +6,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import scaling_cmd
+from conftest import scaling_bin, scaling_cmd
 
 from scaling import store
 
@@ -16,11 +16,12 @@ SMALL += ["--set", "max_steps=250"]
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
+    """`scaling demo` typed in a new empty folder, with its default (relative) --out."""
+    cwd = tmp_path_factory.mktemp("user")
     started = time.monotonic()
-    proc = scaling_cmd("demo", "--out", str(out), *SMALL, timeout=1200)
+    proc = scaling_bin("demo", *SMALL, cwd=cwd, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out, proc, time.monotonic() - started
+    return cwd / "demo_out", proc, time.monotonic() - started
 
 
 @pytest.mark.slow
@@ -67,13 +68,31 @@ def test_second_run_trains_nothing(demo):
     out, _, _ = demo
     before = {r.run_id: store.count_trainings(r.path) for r in store.scan(out / "store")}
     started = time.monotonic()
-    proc = scaling_cmd("demo", "--out", str(out), *SMALL)
+    proc = scaling_bin("demo", *SMALL, cwd=out.parent)
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "(0 trained now)" in proc.stdout
     after = {r.run_id: store.count_trainings(r.path) for r in store.scan(out / "store")}
     assert after == before
     assert elapsed < 60
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_fit_plot_and_report_read_the_store_by_its_relative_path(demo):
+    cwd = demo[0].parent
+    fit = scaling_bin("fit", "demo_out/store", "--bootstrap", "200", cwd=cwd)
+    assert fit.returncode == 0, fit.stderr
+    assert "alpha" in fit.stdout and "backtest" in fit.stdout
+    plot = scaling_bin("plot", "demo_out/store", "--out", "figures", "--metrics", "auroc",
+                       "--bootstrap", "100", cwd=cwd)  # fmt: skip
+    assert plot.returncode == 0, plot.stderr
+    assert (cwd / "figures" / "scaling.png").stat().st_size > 0
+    report = scaling_bin("report", "demo_out/store", "--out", "rep", "--bootstrap", "100", cwd=cwd)
+    assert report.returncode == 0, report.stderr
+    assert "Fitted laws" in (cwd / "rep" / "report.md").read_text()
+    results = scaling_bin("results", "demo_out/store", "--format", "markdown", cwd=cwd)
+    assert results.returncode == 0 and results.stdout.count("\n") > 8 * 10
 
 
 def test_unwritable_out_is_a_clear_error(tmp_path):
