@@ -143,6 +143,50 @@ TINY = {
 """The demo experiment shrunk for tests: 100 Hz x 256 samples, a few dozen steps."""
 
 
+SWEEP = """
+from scaling.sweep import Resources, Sweep
+
+def get_sweep():
+    return Sweep(
+        name="{name}",
+        experiment="demo",
+        axes=({{"subset_size": {sizes}}},),
+        fixed={fixed},
+        profiles={{"cpu": Resources(num_cpus={cpus}, num_gpus={gpus})}},
+        max_retries={retries},
+    )
+"""
+
+
+def write_sweep(
+    folder: Path,
+    name: str,
+    sizes: list[int],
+    data: Path | str | None = None,
+    *,
+    cpus: float = 1,
+    gpus: float = 0,
+    retries: int = 2,
+    **fixed,
+) -> Path:
+    """`folder/<name>.py`: a sweep of the demo experiment at test size (`TINY`) over `sizes`,
+    reading `data` (as given: relative paths stay relative), with `fixed` overrides."""
+    if data is not None:
+        fixed["data.path"] = str(data)
+    path = folder / f"{name}.py"
+    path.write_text(
+        SWEEP.format(
+            name=name,
+            sizes=list(sizes),
+            fixed=repr({**TINY, **fixed}),
+            cpus=cpus,
+            gpus=gpus,
+            retries=retries,
+        )
+    )
+    return path
+
+
 def tiny_config(data_path: Path | str, **overrides):
     """The demo experiment with `TINY` and `overrides` applied, reading `data_path`, its data
     fingerprint filled in as `scaling sweep` does (so that ids match the command's)."""

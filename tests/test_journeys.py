@@ -17,31 +17,9 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
-from conftest import TINY, scaling_bin
+from conftest import TINY, scaling_bin, write_sweep
 
 from scaling import store
-
-SWEEP = """
-from scaling.sweep import Resources, Sweep
-
-def get_sweep():
-    return Sweep(
-        name="{name}",
-        experiment="demo",
-        axes=({{"subset_size": {sizes}}},),
-        fixed={fixed},
-        profiles={{"cpu": Resources(num_cpus=1)}},
-        max_retries={retries},
-    )
-"""
-
-
-def write_sweep(folder: Path, name: str, sizes, retries: int = 2, **fixed) -> str:
-    """A sweep file in `folder` over the demo experiment at test size; its relative name."""
-    (folder / f"{name}.py").write_text(
-        SWEEP.format(name=name, sizes=list(sizes), retries=retries, fixed=repr({**TINY, **fixed}))
-    )
-    return f"{name}.py"
 
 
 def synth(cwd: Path, out: str = "data", exams: int = 300, patients: int = 200) -> None:
@@ -78,7 +56,7 @@ def listening_non_loopback(proc: psutil.Process) -> list[str]:
 @pytest.mark.ray
 def test_relative_store_and_data_then_the_data_moves(tmp_path):
     synth(tmp_path)
-    sweep = write_sweep(tmp_path, "rel", [30, 60, 100, 160])
+    sweep = write_sweep(tmp_path, "rel", [30, 60, 100, 160]).name
     args = ["sweep", sweep, "--store", "store", "--set", "data.path=data"]
     proc = scaling_bin(*args, cwd=tmp_path, wait=False)
     sweep_proc = psutil.Process(proc.pid)
@@ -119,7 +97,7 @@ def test_relative_store_and_data_then_the_data_moves(tmp_path):
 def test_a_failed_run_fails_again_then_a_killed_one_is_retried_and_resumes(tmp_path):
     synth(tmp_path)
     # One run fails at step 3 on every launch: the re-launch must replace its failure.json.
-    faulty = write_sweep(tmp_path, "faulty", [40], fail_at_step=3, **{"data.path": "data"})
+    faulty = write_sweep(tmp_path, "faulty", [40], "data", fail_at_step=3).name
     for launch in range(2):
         out = scaling_bin("sweep", faulty, "--store", "store", cwd=tmp_path)
         assert out.returncode == 1, out.stdout + out.stderr
@@ -131,8 +109,8 @@ def test_a_failed_run_fails_again_then_a_killed_one_is_retried_and_resumes(tmp_p
     )
 
     # A run whose worker is killed, with no retries left, fails; launching again resumes it.
-    slow = write_sweep(tmp_path, "killed", [120], retries=0, max_steps=200, early_stopping=0,
-                       **{"data.path": "data"})  # fmt: skip
+    slow = write_sweep(tmp_path, "killed", [120], "data", retries=0, max_steps=200,
+                       early_stopping=0).name  # fmt: skip
     proc = scaling_bin("sweep", slow, "--store", "store", cwd=tmp_path, wait=False)
     pid = wait_for_worker(tmp_path / "store" / "killed", min_evals=2)
     os.kill(pid, signal.SIGKILL)
@@ -152,7 +130,7 @@ def test_a_failed_run_fails_again_then_a_killed_one_is_retried_and_resumes(tmp_p
 @pytest.mark.ray
 def test_a_diverged_run_is_kept_unless_asked_to_retry(tmp_path):
     synth(tmp_path, exams=120, patients=80)
-    sweep = write_sweep(tmp_path, "nan", [40], **{"train.lr": "inf", "data.path": "data"})
+    sweep = write_sweep(tmp_path, "nan", [40], "data", **{"train.lr": "inf"}).name
     first = scaling_bin("sweep", sweep, "--store", "store", cwd=tmp_path)
     assert first.returncode == 0 and "1 diverged" in first.stdout, first.stdout + first.stderr
     again = scaling_bin("sweep", sweep, "--store", "store", cwd=tmp_path)
@@ -302,7 +280,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_in_the_store(tmp_path, make):
     fixed = {"data.kind": kind, "data.path": "bad"}
     if kind == "cpsc":  # CPSC records are 500 Hz with their own nine classes
         fixed |= {"data.classes": "", "source_rate": 500.0}
-    sweep = write_sweep(tmp_path, "bad_sweep", [20], **fixed)
+    sweep = write_sweep(tmp_path, "bad_sweep", [20], **fixed).name
     out = scaling_bin("sweep", sweep, "--store", "store", cwd=tmp_path)
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.strip().splitlines()
@@ -327,7 +305,7 @@ def test_status_of_a_missing_store_names_where_it_looked(tmp_path):
 
 
 def test_sweep_file_written_in_the_working_folder_is_found_by_relative_name(tmp_path):
-    sweep = write_sweep(tmp_path, "here", [20, 40], **{"data.path": "nowhere"})
+    sweep = write_sweep(tmp_path, "here", [20, 40], "nowhere").name
     out = scaling_bin("sweep", sweep, "--dry-run", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "sweep here (demo)" in out.stdout and "to run: 2 of 2" in out.stdout

@@ -12,40 +12,12 @@ import time
 
 import psutil
 import pytest
-from conftest import REPO, TINY, scaling_bin, scaling_cmd
+from conftest import REPO, TINY, scaling_bin, scaling_cmd, write_sweep
 from etils import epath
 
 from scaling import results, store
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-SWEEP = """
-from scaling.sweep import Resources, Sweep
-
-def get_sweep():
-    return Sweep(
-        name="{name}",
-        experiment="demo",
-        axes=({{"subset_size": {sizes}}},),
-        fixed={fixed},
-        profiles={{"cpu": Resources(num_cpus={cpus}, num_gpus={gpus})}},
-        max_retries=2,
-    )
-"""
-
-
-def write_sweep(tmp_path, name, sizes, data, cpus=1, gpus=0, **fixed):
-    path = tmp_path / f"{name}.py"
-    path.write_text(
-        SWEEP.format(
-            name=name,
-            sizes=list(sizes),
-            cpus=cpus,
-            gpus=gpus,
-            fixed=repr({**TINY, "data.path": str(data), **fixed}),
-        )
-    )
-    return path
 
 
 def sweep_command(sweep, store_path, address, *extra):
