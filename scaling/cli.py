@@ -179,9 +179,10 @@ def _check_data(runs, store_path: str, sweep: str) -> None:
         if not (store.run_path(store_path, sweep, r.run_id) / "result.json").exists()
     ]
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", UserWarning)
         preflight(r.config.data for r in todo)
-    for message in dict.fromkeys(str(w.message) for w in caught):
+    readers = (str(w.message) for w in caught if issubclass(w.category, UserWarning))
+    for message in dict.fromkeys(readers):
         print(f"warning: {message}", file=sys.stderr)
 
 

@@ -222,9 +222,10 @@ def run_sweep(
                     rid, path = in_flight.pop(ref)
                     _collect(ray, ref, rid, path, summary, durations)
                 if reporter.due(force=not (queue or in_flight)):
+                    planned = {run.run_id for run in runs}
                     reporter.show(
                         summarize(
-                            store.scan(store_path, sweep.name),
+                            [s for s in store.scan(store_path, sweep.name) if s.run_id in planned],
                             planned=len(runs),
                             elapsed=time.monotonic() - started,
                             concurrency=concurrency,

@@ -261,7 +261,9 @@ def test_ctrl_c_cancels_runs_in_flight_and_the_store_stays_consistent(
     pid = worker_pid(st / "interrupt", min_evals=1)
     os.kill(pid, signal.SIGSTOP)  # verifiably mid-run: it cannot finish before the signal
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    out = read_until(proc, "interrupted: cancelled")
+    os.kill(pid, signal.SIGCONT)  # cancelled while paused; now it can take the kill
+    out += proc.communicate(timeout=120)[0]
     assert proc.returncode == 130, out
     assert "interrupted: cancelled" in out
     wait_until(lambda: not _alive(pid), f"the cancelled worker {pid} is still running", 60)
@@ -269,6 +271,15 @@ def test_ctrl_c_cancels_runs_in_flight_and_the_store_stays_consistent(
     again = scaling_cmd("sweep", str(sweep), "--store", str(st), "--address", address)
     assert again.returncode == 0, again.stdout + again.stderr
     assert {s.status for s in store.scan(st, "interrupt")} == {"finished"}
+
+
+def read_until(proc: subprocess.Popen, text: str, timeout: float = 120) -> str:
+    """The process's output up to the first line holding `text`."""
+    deadline, out = time.monotonic() + timeout, ""
+    while text not in out:
+        assert time.monotonic() < deadline and proc.poll() is None, out
+        out += proc.stdout.readline()
+    return out
 
 
 def _alive(pid: int) -> bool:
