@@ -280,6 +280,7 @@ def _train_and_evaluate(config: RunConfig, path: epath.Path) -> dict[str, Any]:
                         "val_loss": val_loss,
                         "val_macro_auroc": val_auroc,
                         "time": time.time() - started,
+                        **_throughput((step - start_step - 1) * t.batch_size, train_time),
                     },
                 )
                 log.info(
@@ -365,6 +366,11 @@ def _build_model(
 def _pos_weight(labels: np.ndarray) -> np.ndarray:
     pos = labels.sum(0)
     return np.clip((len(labels) - pos) / np.maximum(pos, 1), 1.0, 100.0).astype(np.float32)
+
+
+def _throughput(examples: int, seconds: float) -> dict[str, float]:
+    """Steady-state `examples_per_s` of an attempt so far (its first step is not timed)."""
+    return {"examples_per_s": examples / seconds} if seconds > 0 else {}
 
 
 def _check_finite(losses: list[tuple[int, jax.Array]]) -> float:
