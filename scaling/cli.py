@@ -119,6 +119,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
         compile_cache=args.compile_cache,
         retry_diverged=args.retry_diverged,
+        report_every=args.refresh,
     )
     print(_summary_line(sweep.name, summary, len(runs), time.monotonic() - started, args.store))
     for rid, msg in summary.diverged.items():
@@ -146,7 +147,7 @@ def _adaptive(args: argparse.Namespace, sweep, runs) -> int:
         summary = run_sweep(
             sweep, planned, args.store, address=args.address, max_concurrent=args.max_concurrent,
             num_cpus=args.num_cpus, compile_cache=args.compile_cache,
-            retry_diverged=args.retry_diverged,
+            retry_diverged=args.retry_diverged, report_every=args.refresh,
         )  # fmt: skip
         seconds = time.monotonic() - started
         print(_summary_line(sweep.name, summary, len(planned), seconds, args.store))
@@ -415,6 +416,12 @@ def _budget_unit(sweep, budget) -> str:
     return f"time of one {cost.device_kind(sweep.resources)} worker"
 
 
+def _seconds(text: str) -> float:
+    if not float(text) > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return float(text)
+
+
 def _question_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     p.add_argument(
         "--budget", required=required, help="compute to spend: 2h, 90min (worker time) or 5e6ex"
@@ -567,6 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-diverged",
         action="store_true",
         help="train diverged runs again (by default their divergence is kept as their result)",
+    )
+    p.add_argument(
+        "--refresh",
+        type=_seconds,
+        metavar="SECONDS",
+        help="seconds between progress updates (default: 1 live in a terminal, else 10)",
     )
     p.add_argument(
         "--adaptive",

@@ -21,7 +21,7 @@ from etils import epath
 
 from scaling import store
 from scaling.config import from_dict, to_dict
-from scaling.progress import Reporter, summarize
+from scaling.progress import view_for
 from scaling.sweep import REPO_ROOT, PlannedRun, Resources, Sweep, SweepError
 
 LOCK_POLL_S = 2.0
@@ -166,25 +166,26 @@ def run_sweep(
     num_cpus: int | None = None,
     compile_cache: str | None = None,
     retry_diverged: bool = False,
-    report_every: float = 10.0,
+    report_every: float | None = None,
 ) -> SweepSummary:
     """Run every unfinished run of `runs` on Ray and wait for all of them.
 
     Finished runs are skipped, failed ones are launched again and resume from their
     checkpoints, diverged ones are kept (a result of their config) unless
-    `retry_diverged`. Ctrl-C cancels the tasks in flight (their locks then go stale and
-    the next launch resumes them).
+    `retry_diverged`. Progress goes to stderr every `report_every` seconds (default: the
+    view's), live on a terminal. Ctrl-C cancels the tasks in flight (their locks then go
+    stale and the next launch resumes them).
     """
     resources = sweep.resources
     store_path = store.absolute(store_path)
     summary = SweepSummary()
     todo = _triage(sweep, runs, store_path, retry_diverged, summary)
-    reporter = Reporter(every=report_every)
+    view = view_for(sys.stderr, report_every)
     if not todo:
-        reporter.show(f"sweep {sweep.name}: all {len(runs)} runs already finished or diverged")
+        view.message(f"sweep {sweep.name}: all {len(runs)} runs already finished or diverged")
         return summary
     if summary.retried:
-        reporter.show(
+        view.message(
             f"sweep {sweep.name}: retrying {len(summary.retried)} run(s) that did not finish "
             f"before ({', '.join(summary.retried)})"
         )
@@ -211,27 +212,26 @@ def run_sweep(
         queue = list(todo)
         in_flight: dict[Any, tuple[str, epath.Path]] = {}
         durations: list[float] = []
+        planned = {run.run_id for run in runs}
         try:
-            while queue or in_flight:
-                while queue and len(in_flight) < limit:
-                    run, path = queue.pop(0)
-                    ref = task.remote(to_dict(run.config), os.fspath(path))
-                    in_flight[ref] = (run.run_id, path)
-                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
-                for ref in done:
-                    rid, path = in_flight.pop(ref)
-                    _collect(ray, ref, rid, path, summary, durations)
-                if reporter.due(force=not (queue or in_flight)):
-                    planned = {run.run_id for run in runs}
-                    reporter.show(
-                        summarize(
+            with view:
+                while queue or in_flight:
+                    while queue and len(in_flight) < limit:
+                        run, path = queue.pop(0)
+                        ref = task.remote(to_dict(run.config), os.fspath(path))
+                        in_flight[ref] = (run.run_id, path)
+                    done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+                    for ref in done:
+                        rid, path = in_flight.pop(ref)
+                        _collect(ray, ref, rid, path, summary, durations)
+                    if view.due(force=not (queue or in_flight)):
+                        view.show(
                             [s for s in store.scan(store_path, sweep.name) if s.run_id in planned],
                             planned=len(runs),
                             elapsed=time.monotonic() - started,
                             concurrency=concurrency,
                             mean_run_s=statistics.mean(durations) if durations else None,
                         )
-                    )
         except KeyboardInterrupt:
             for ref in in_flight:
                 ray.cancel(ref, force=True)
