@@ -20,8 +20,8 @@ from scaling.progress import LiveView, PlainView, view_for
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 RAY_LOG = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+\t[A-Z]+ ")  # Ray's own records, coloured
-LONG = {"max_steps": 150, "eval_every": 10, "early_stopping": 0}
-"""Runs long enough (15 evaluations) to be seen running at a refresh of 0.2 s."""
+LONG = {"max_steps": 100, "eval_every": 10, "early_stopping": 0}
+"""Runs long enough (10 evaluations) to be seen running at a refresh of 0.2 s."""
 
 
 def in_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
