@@ -430,7 +430,7 @@ def _question_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from scaling.orchestrate import submit
+    from scaling.orchestrate import SubmitError, submit
 
     _plan(args)  # a malformed sweep fails here, before anything is submitted
     overrides = _absolute_paths(parse_overrides(args.set or []))
@@ -440,7 +440,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
         extra.append(f"--profile={args.profile}")
     if args.compile_cache:
         extra.append(f"--compile-cache={args.compile_cache}")
-    job_id = submit(args.sweep, address=args.address, store_path=args.store, extra_args=extra)
+    try:
+        job_id = submit(args.sweep, address=args.address, store_path=args.store, extra_args=extra)
+    except (SubmitError, ConnectionError) as e:
+        print(f"error: could not submit to {args.address}: {e}", file=sys.stderr)
+        return 1
     print(f"submitted job {job_id} to {args.address}")
     print(f"follow it:  ray job logs --address {args.address} --follow {job_id}")
     print(f"progress:   scaling status {args.store}")

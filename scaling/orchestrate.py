@@ -25,7 +25,7 @@ from scaling.progress import Reporter, summarize
 from scaling.sweep import REPO_ROOT, PlannedRun, Resources, Sweep, SweepError
 
 LOCK_POLL_S = 2.0
-JOB_AGENT_WAIT_S = 120.0  # a fresh head's job agent can take this long to register
+JOB_AGENT_WAIT_S = 60.0  # a fresh head's job agent registers within seconds
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 """Ray's single-machine mode: every server of a node binds to 127.0.0.1, not to the
 machine's network address (Ray reads it when it is imported)."""
@@ -292,6 +292,10 @@ def _collect(
 # Cluster batch jobs
 
 
+class SubmitError(RuntimeError):
+    """The cluster did not take the job."""
+
+
 def submit(
     sweep_name: str,
     *,
@@ -335,6 +339,12 @@ def submit(
         try:
             return client.submit_job(entrypoint=command, runtime_env=runtime_env)
         except RuntimeError as e:  # the head's job agent is still starting: Ray says to retry
-            if "No available agent" not in str(e) or time.monotonic() > deadline:
+            if "No available agent" not in str(e):
                 raise
+            if time.monotonic() > deadline:
+                raise SubmitError(
+                    f"the Ray head at {address} has no job agent after {JOB_AGENT_WAIT_S:.0f} s; "
+                    "if another Ray runs on that machine, its job agent may hold port 52365: "
+                    "start the head with --dashboard-agent-listen-port=<a free port>"
+                ) from e
             time.sleep(1.0)
