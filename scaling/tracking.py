@@ -61,7 +61,8 @@ def settings(
             importlib.import_module(PACKAGES[name])
         except ImportError as e:
             raise TrackerError(
-                f"--tracker {name} needs the {PACKAGES[name]} package ({e}); "
+                f"--tracker {name} needs the {PACKAGES[name]} package "
+                f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
                 f'install it with: pip install -e ".[{name}]"'
             ) from None
     env = {k: v for k, v in environ.items() if k.startswith(ENV_PREFIXES)}

@@ -103,6 +103,7 @@ def test_a_sweep_reports_every_metric_to_three_trackers_once(
         config = store.read_json(path / "config.json")["config"]
         auroc = result["metrics"]["test"]["macro"]
         assert len(metrics) == 3 and auroc["auroc_low"] <= auroc["auroc"] <= auroc["auroc_high"]
+        assert "is left out of this run" not in (path / "train.log").read_text()
         # TensorBoard: one directory per run under the sweep; scalars are float32 there
         events = EventAccumulator(str(path / "tensorboard"))
         events.Reload()
