@@ -110,6 +110,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     started = time.monotonic()
     if not args.address:  # a cluster's data may not be visible here; its workers check it
         _check_data(runs, args.store, sweep.name)
+    if sweep.tune:
+        from scaling.sweep import tuning_points
+        from scaling.tuning import write_record
+
+        keys = list(tuning_points(sweep)[0])
+        write_record(args.store, sweep.name, keys, [r.config for r in runs], sweep.select)
     summary = run_sweep(
         sweep,
         runs,
@@ -222,7 +228,7 @@ def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | No
     ]
     axes = [c for c in costs.columns if c in {k for r in runs for k in r.point}]
     for row in costs.itertuples(index=False):
-        point = " ".join(f"{k}={getattr(row, k)}" for k in axes)
+        point = " ".join(f"{k}={row[costs.columns.get_loc(k)]}" for k in axes)
         when = f"{row.seconds:9.0f}s" if row.seconds == row.seconds else "        ?"
         examples = f"{row.examples:>11,d}" if row.examples else "          ?"
         flops = f"{row.flops:10.3g}" if row.flops == row.flops else "         ?"
@@ -231,6 +237,8 @@ def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | No
             f"examples {examples} {flops} FLOP {when}  {row.source}"
         )
     todo = costs[costs["status"] != store.FINISHED]
+    if sweep.tune and "subset_size" in costs:
+        lines.append(_tuning_cost(sweep, costs, todo))
     unknown = int(todo["seconds"].isna().sum())
     hours = todo["seconds"].sum(skipna=True) / 3600
     text = (
@@ -245,6 +253,23 @@ def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | No
         notes = [f"  {n}" for n in cost.reference_notes()]
         text += "\nreference throughputs (scaling/reference_throughput.csv):\n" + "\n".join(notes)
     return "\n".join([*lines, text])
+
+
+def _tuning_cost(sweep, costs, todo) -> str:
+    """Per subset size: the runs tuning multiplies it into and the time of those left."""
+    from scaling.sweep import tuning_points
+
+    n = len(tuning_points(sweep))
+    lines = [f"tuning: {n} points at every subset_size and seed ({sweep.select} picks the winner)"]
+    for size, group in costs.groupby("subset_size", sort=True):
+        left = todo[todo["subset_size"] == size]
+        unknown = " + unknown" if left["seconds"].isna().any() else ""
+        lines.append(
+            f"  subset_size={size}: {len(group)} runs ({len(group) // n} settings of the other "
+            f"axes × {n} tuning points), "
+            f"{len(left)} to run, {_duration(left['seconds'].sum(skipna=True))}{unknown}"
+        )
+    return "\n".join(lines)
 
 
 def _duration(seconds: float) -> str:
@@ -282,7 +307,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(store_path: str, sweep: str | None = None):
+def _table(store_path: str, sweep: str | None = None, *, all_runs: bool = True):
+    """The results table; without `all_runs`, only the selected runs (tuning winners)."""
     from scaling import results
 
     if not Path(store_path).exists():
@@ -290,7 +316,7 @@ def _table(store_path: str, sweep: str | None = None):
     table = results.collect(store_path, sweep)
     if table.empty:
         raise UsageError(f"no runs found in store '{store_path}'")
-    return table
+    return table if all_runs else results.selected(table)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -312,7 +338,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     from scaling import laws
 
-    table = _table(args.store, args.sweep)
+    table = _table(args.store, args.sweep, all_runs=args.all_runs)
     fit = laws.fit_metric(
         table,
         metric=args.metric,
@@ -348,7 +374,7 @@ def _class_of(metric: str, cls: str | None) -> str:
 def cmd_plot(args: argparse.Namespace) -> int:
     from scaling import laws, plots
 
-    table = _table(args.store, args.sweep)
+    table = _table(args.store, args.sweep, all_runs=args.all_runs)
     out = writable_dir(args.out)
     fits = [
         laws.fit_metric(
@@ -378,6 +404,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         target=args.target,
         n_bootstrap=args.bootstrap,
         adaptive=states(args.store, args.sweep),
+        all_runs=args.all_runs,
     )
     for path in paths.values():
         print(f"wrote {path}")
@@ -523,6 +550,11 @@ def _fit_args(p: argparse.ArgumentParser, *, target: bool = True) -> None:
         help="law form; auto: chosen by a rolling backtest (default: saturating)",
     )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
+    p.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="fit every tuning point, not only the run selected on validation at each size",
+    )
     if target:
         p.add_argument("--target", type=float, help="metric value to reach (e.g. 0.95)")
 

@@ -29,6 +29,7 @@ from scaling.config import (
     run_id,
 )
 from scaling.store import absolute
+from scaling.tuning import TuningError, parse_select, points
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +66,10 @@ class Sweep:
     profiles: dict[str, Resources] = field(default_factory=lambda: {"cpu": Resources()})
     profile: str = "cpu"
     max_retries: int = 2  # retries after a worker crash (process killed, node lost)
+    tune: dict[str, list[Any]] = field(default_factory=dict)  # tuned fields -> their values
+    tune_samples: int = 0  # 0: the whole tuning grid; n: a seeded random sample of n points
+    tune_seed: int = 0
+    select: str = "val_loss"  # the validation metric that picks the winning tuning point
 
     @property
     def resources(self) -> Resources:
@@ -176,14 +181,25 @@ def expand(
     overrides = overrides or {}
     fingerprints: dict[str, str] = {}
     try:
+        tuned = tuning_points(sweep)
         axis_keys = {resolve_key(k) for axis in sweep.axes for k in axis}
+        tune_keys = set(tuned[0]) if sweep.tune else set()
         for key in overrides:
             if resolve_key(key) in axis_keys:
                 raise SweepError(f"'{key}' is an axis of sweep '{sweep.name}'; it cannot be --set")
+            if resolve_key(key) in tune_keys:
+                raise SweepError(f"'{key}' is tuned by sweep '{sweep.name}'; it cannot be --set")
+        for key in [*axis_keys, *map(resolve_key, sweep.fixed)]:
+            if key in tune_keys:
+                raise SweepError(
+                    f"sweep '{sweep.name}': '{key}' is tuned; it cannot also be an axis or fixed"
+                )
         cfg = base if base is not None else load_experiment(sweep.experiment)
         cfg = override(cfg, {**sweep.fixed, **overrides})
         planned, seen = [], set()
-        for point in _points(sweep):
+        for point in (
+            {**p, **t} for p, t in itertools.product(_points(sweep), tuned)
+        ):  # tuning points innermost: every (size, seed) has its points side by side
             run_cfg = locate_data(override(cfg, point), cwd or Path.cwd(), fingerprints)
             run_cfg = canonical(run_cfg)
             rid = run_id(run_cfg)
@@ -194,6 +210,19 @@ def expand(
         raise SweepError(f"sweep '{sweep.name}': {e}") from e
     _ = sweep.resources  # unknown profile fails here, before anything starts
     return planned
+
+
+def tuning_points(sweep: Sweep) -> list[dict[str, Any]]:
+    """The sweep's tuning points (dotted keys); one empty point for a sweep without tuning."""
+    if not sweep.tune:
+        if sweep.tune_samples:
+            raise SweepError(f"sweep '{sweep.name}': tune_samples needs tune={{...}}")
+        return [{}]
+    try:
+        parse_select(sweep.select)
+        return points(sweep.tune, sweep.tune_samples, sweep.tune_seed)
+    except TuningError as e:
+        raise SweepError(f"sweep '{sweep.name}': {e}") from e
 
 
 def locate_data(cfg: RunConfig, cwd: Path, cache: dict[str, str] | None = None) -> RunConfig:
