@@ -28,8 +28,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from scaling.laws import LawError
     from scaling.metrics import MetricsError
     from scaling.transfer import TransferError
+    from scaling.tuning import TuningError
 
-    return (ConfigError, SweepError, DataError, UsageError, LawError, MetricsError, TransferError)
+    return (
+        ConfigError, SweepError, DataError, UsageError, LawError, MetricsError, TransferError,
+        TuningError,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -101,13 +105,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.adaptive:
         return _adaptive(args, sweep, runs)
     if args.dry_run:
+        extra = _interpolated_runs(args, sweep, runs, None)
         print(
-            _dry_run(sweep, runs, args.store, calibrate=args.calibrate, workers=args.max_concurrent)
-        )
+            _dry_run(
+                sweep, runs + extra, args.store, calibrate=args.calibrate,
+                workers=args.max_concurrent,
+            )
+        )  # fmt: skip
         return 0
-    from scaling.orchestrate import run_sweep
-
-    started = time.monotonic()
     if not args.address:  # a cluster's data may not be visible here; its workers check it
         _check_data(runs, args.store, sweep.name)
     if sweep.tune:
@@ -116,6 +121,47 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         keys = list(tuning_points(sweep)[0])
         write_record(args.store, sweep.name, keys, [r.config for r in runs], sweep.select)
+    ok = _run_stage(args, sweep, runs)
+    if ok and sweep.tune_at:  # the other sizes, once the tuned ones have their winners
+        from scaling.tuning import add_interpolated
+
+        extra = _interpolated_runs(args, sweep, runs, args.store)
+        add_interpolated(
+            args.store,
+            sweep.name,
+            {r.run_id: r.point | {"subset_size": r.config.data.subset_size} for r in extra},
+        )
+        ok = _run_stage(args, sweep, extra)
+    return 0 if ok else EXIT_FAILED_RUNS
+
+
+def _interpolated_runs(args: argparse.Namespace, sweep, runs, store_path: str | None) -> list:
+    """The runs of a `tune_at` sweep at the sizes it does not tune: with the winners of the
+    tuned sizes interpolated in log-size (from `store_path`), else (a dry run, before
+    tuning) with the first tuning point's values as stand-ins of the same cost."""
+    from scaling.sweep import expand, tuning_points, untuned_sizes
+    from scaling.tuning import interpolate, winners_by_size
+
+    sizes = untuned_sizes(sweep)
+    if not sizes:
+        return []
+    if store_path is None:
+        values = dict.fromkeys(sizes, tuning_points(sweep)[0])
+    else:
+        values = interpolate(winners_by_size(store_path, sweep.name, list(sweep.tune_at)), sizes)
+        for size in sizes:
+            shown = " ".join(f"{k}={v}" for k, v in values[size].items())
+            print(f"sweep {sweep.name}: subset_size {size} not tuned; interpolated {shown}")
+    planned = expand(sweep, parse_overrides(args.set or []), cwd=Path.cwd(), interpolated=values)
+    known = {r.run_id for r in runs}
+    return [r for r in planned if r.run_id not in known]
+
+
+def _run_stage(args: argparse.Namespace, sweep, runs) -> bool:
+    """Run `runs` on Ray and print the summary and every failure; True if all finished."""
+    from scaling.orchestrate import run_sweep
+
+    started = time.monotonic()
     summary = run_sweep(
         sweep,
         runs,
@@ -132,7 +178,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for rid, msg in summary.failed.items():
         where = store.run_path(args.store, sweep.name, rid) / "failure.json"
         print(f"  FAILED {rid}: {msg} (traceback in {where}; launch again to retry)")
-    return 0 if summary.ok else EXIT_FAILED_RUNS
+    return summary.ok
 
 
 def _adaptive(args: argparse.Namespace, sweep, runs) -> int:
@@ -260,13 +306,17 @@ def _tuning_cost(sweep, costs, todo) -> str:
     from scaling.sweep import tuning_points
 
     n = len(tuning_points(sweep))
-    lines = [f"tuning: {n} points at every subset_size and seed ({sweep.select} picks the winner)"]
+    where = f"subset_size {', '.join(map(str, sweep.tune_at))}" if sweep.tune_at else "every size"
+    lines = [f"tuning: {n} points at {where} and seed ({sweep.select} picks the winner)"]
     for size, group in costs.groupby("subset_size", sort=True):
         left = todo[todo["subset_size"] == size]
         unknown = " + unknown" if left["seconds"].isna().any() else ""
+        if sweep.tune_at and size not in sweep.tune_at:
+            how = "values interpolated after tuning, costed as the first tuning point"
+        else:
+            how = f"{len(group) // n} settings of the other axes × {n} tuning points"
         lines.append(
-            f"  subset_size={size}: {len(group)} runs ({len(group) // n} settings of the other "
-            f"axes × {n} tuning points), "
+            f"  subset_size={size}: {len(group)} runs ({how}), "
             f"{len(left)} to run, {_duration(left['seconds'].sum(skipna=True))}{unknown}"
         )
     return "\n".join(lines)

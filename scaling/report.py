@@ -402,6 +402,18 @@ def _tuning(table, metric: str, split: str, form: str, n_bootstrap: int, all_run
             ),
             pd.DataFrame(per_size),
         ]
+        guessed = runs[(runs["sweep"] == sweep) & runs["tuning"].str.endswith("(interpolated)")]
+        if len(guessed):
+            at = guessed.groupby("subset_size")["tuning"].first()
+            blocks.append(
+                "Not tuned but interpolated in log-size between the winners at the tuned sizes "
+                "(numbers in log value, clamped beyond the tuned sizes): "
+                + "; ".join(
+                    f"subset_size {size}: {label.removesuffix(' (interpolated)')}"
+                    for size, label in at.items()
+                )
+                + "."
+            )
         if len(winners):
             blocks.append(
                 f"Most often selected: {winners.index[0]} ({winners.iloc[0]} of "

@@ -70,6 +70,7 @@ class Sweep:
     tune_samples: int = 0  # 0: the whole tuning grid; n: a seeded random sample of n points
     tune_seed: int = 0
     select: str = "val_loss"  # the validation metric that picks the winning tuning point
+    tune_at: tuple[int, ...] = ()  # tune only at these subset sizes; interpolate the others
 
     @property
     def resources(self) -> Resources:
@@ -172,11 +173,13 @@ def expand(
     base: RunConfig | None = None,
     *,
     cwd: Path | None = None,
+    interpolated: dict[int, dict[str, Any]] | None = None,
 ) -> list[PlannedRun]:
     """Resolved configs of every run, in axis order, each with its run id (duplicates dropped).
 
     Data paths are made absolute against `cwd` (default: this process's working directory)
-    and each dataset's content fingerprint enters the run id in place of its path.
+    and each dataset's content fingerprint enters the run id in place of its path. With
+    `tune_at`, sizes outside it are planned only given their `interpolated` tuned values.
     """
     overrides = overrides or {}
     fingerprints: dict[str, str] = {}
@@ -197,9 +200,7 @@ def expand(
         cfg = base if base is not None else load_experiment(sweep.experiment)
         cfg = override(cfg, {**sweep.fixed, **overrides})
         planned, seen = [], set()
-        for point in (
-            {**p, **t} for p, t in itertools.product(_points(sweep), tuned)
-        ):  # tuning points innermost: every (size, seed) has its points side by side
+        for point in _with_tuning(sweep, cfg, tuned, interpolated):
             run_cfg = locate_data(override(cfg, point), cwd or Path.cwd(), fingerprints)
             run_cfg = canonical(run_cfg)
             rid = run_id(run_cfg)
@@ -210,6 +211,40 @@ def expand(
         raise SweepError(f"sweep '{sweep.name}': {e}") from e
     _ = sweep.resources  # unknown profile fails here, before anything starts
     return planned
+
+
+def _with_tuning(
+    sweep: Sweep,
+    cfg: RunConfig,
+    tuned: list[dict[str, Any]],
+    interpolated: dict[int, dict[str, Any]] | None,
+) -> list[dict[str, Any]]:
+    """The sweep's points crossed with its tuning points, innermost (every (size, seed) has
+    its points side by side); sizes outside `tune_at` take their `interpolated` values."""
+    points = _points(sweep)
+    sizes = [override(cfg, p).data.subset_size for p in points]
+    missing = set(sweep.tune_at) - set(sizes)
+    if sweep.tune_at and (not sweep.tune or missing):
+        raise SweepError(
+            f"sweep '{sweep.name}': tune_at needs tune={{...}} and sizes of the sweep; "
+            f"{sorted(missing)} are not among its subset sizes"
+        )
+    out = []
+    for point, size in zip(points, sizes, strict=True):
+        if not sweep.tune_at or size in sweep.tune_at:
+            out += [{**point, **t} for t in tuned]
+        elif interpolated is not None:
+            out.append({**point, **interpolated[size]})
+    return out
+
+
+def untuned_sizes(sweep: Sweep, cfg: RunConfig | None = None) -> list[int]:
+    """The subset sizes of a `tune_at` sweep whose tuned values are interpolated."""
+    if not sweep.tune_at:
+        return []
+    cfg = cfg or RunConfig()
+    sizes = {override(cfg, p).data.subset_size for p in _points(sweep)}
+    return sorted(sizes - set(sweep.tune_at))
 
 
 def tuning_points(sweep: Sweep) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from etils import epath
 
 from scaling import store
@@ -101,7 +102,74 @@ def write_record(
             seen.append(values)
     path = record_path(store_path, sweep)
     path.parent.mkdir(parents=True, exist_ok=True)
-    store.write_json_atomic(path, {"keys": keys, "points": seen, "select": select})
+    kept = (read_record(store_path, sweep) or {}).get("interpolated", {})
+    record = {"keys": keys, "points": seen, "select": select, "interpolated": kept}
+    store.write_json_atomic(path, record)
+
+
+def add_interpolated(
+    store_path: str | os.PathLike, sweep: str, runs: dict[str, dict[int | str, Any]]
+) -> None:
+    """Add runs whose tuned values were interpolated (run id -> {"subset_size", values})."""
+    record = read_record(store_path, sweep) or {}
+    record["interpolated"] = {**record.get("interpolated", {}), **runs}
+    store.write_json_atomic(record_path(store_path, sweep), record)
+
+
+def winners_by_size(
+    store_path: str | os.PathLike, sweep: str, sizes: list[int]
+) -> dict[int, dict[str, Any]]:
+    """The tuned values that won at each of `sizes`, over seeds: the median of numbers,
+    else the most common value (ties: the first tuning point). Fails if a size has none."""
+    record = read_record(store_path, sweep)
+    states = store.scan(store_path, sweep)
+    marks = mark(states, store_path)
+    found: dict[int, list[list[Any]]] = {size: [] for size in sizes}
+    for s in states:
+        if marks[s.run_id]["selected"] and marks[s.run_id]["tuning_point"] >= 0:
+            cfg = store.load_config(s.path)
+            if cfg.data.subset_size in found:
+                found[cfg.data.subset_size].append([get_value(cfg, k) for k in record["keys"]])
+    out = {}
+    for size, rows in found.items():
+        if not rows:
+            raise TuningError(f"no finished tuning run at subset_size {size} to interpolate from")
+        out[size] = {}
+        for i, key in enumerate(record["keys"]):
+            values = [row[i] for row in rows]
+            if all(_is_number(v) for v in values):
+                out[size][key] = type(values[0])(np.median(values))
+            else:
+                out[size][key] = max(values, key=values.count)
+    return out
+
+
+def interpolate(winners: dict[int, dict[str, Any]], sizes: list[int]) -> dict[int, dict[str, Any]]:
+    """Tuned values at `sizes` from the winners at the tuned sizes, in log-size: numbers
+    linearly (in log value when all are positive), clamped beyond the tuned sizes; other
+    values from the nearest tuned size. Size 0 (the whole pool) takes the largest's."""
+    tuned = sorted(winners)
+    logs = np.log(tuned)
+    out: dict[int, dict[str, Any]] = {}
+    for size in sizes:
+        at = math.log(size) if size else math.inf
+        out[size] = {}
+        for key in winners[tuned[0]]:
+            values = [winners[t][key] for t in tuned]
+            if all(_is_number(v) for v in values):
+                positive = all(v > 0 for v in values)
+                ys = np.log(values) if positive else np.asarray(values, dtype=float)
+                y = float(np.interp(min(at, logs[-1]), logs, ys))
+                y = math.exp(y) if positive else y
+                out[size][key] = round(y) if isinstance(values[0], int) else float(f"{y:.4g}")
+            else:
+                nearest = int(np.argmin(np.abs(logs - min(at, logs[-1]))))
+                out[size][key] = values[nearest]
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def read_record(store_path: str | os.PathLike, sweep: str) -> dict[str, Any] | None:
@@ -137,6 +205,7 @@ def mark(states: list[store.RunState], store_path: str | os.PathLike) -> dict[st
             )
             continue
         keys, sel = record["keys"], parse_select(record["select"])
+        interpolated = record.get("interpolated", {})
         where = {json.dumps(p): i for i, p in enumerate(record["points"])}
         groups: dict[str, list[tuple[float, str]]] = {}
         for s in runs:
@@ -145,9 +214,9 @@ def mark(states: list[store.RunState], store_path: str | os.PathLike) -> dict[st
             index = where.get(json.dumps(values), -1)
             label = " ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, values, strict=True))
             out[s.run_id] = {
-                "selected": False,
+                "selected": s.run_id in interpolated and s.status == store.FINISHED,
                 "tuning_point": index,
-                "tuning": label,
+                "tuning": label + (" (interpolated)" if s.run_id in interpolated else ""),
                 "select": record["select"],
             }
             if index < 0 or s.status != store.FINISHED:

@@ -16,6 +16,21 @@ from scaling import laws, results, store, tuning
 from scaling.config import RunConfig, override
 from scaling.sweep import Sweep, SweepError, expand
 
+TUNE_AT_SWEEP = """
+from scaling.sweep import Resources, Sweep
+
+def get_sweep():
+    return Sweep(
+        name="tuned_at",
+        experiment="demo",
+        axes=({{"subset_size": [40, 80, 160]}},),
+        fixed={fixed},
+        tune={{"lr": [1e-3, 1e-2]}},
+        tune_at=(40, 160),
+        profiles={{"cpu": Resources(num_cpus=1)}},
+    )
+"""
+
 TUNED_SWEEP = """
 from scaling.sweep import Resources, Sweep
 
@@ -140,13 +155,22 @@ def test_selected_runs_win_on_validation_and_the_tuned_law_differs(tmp_path):
 
 
 def test_fit_and_report_use_selected_runs_unless_all_runs(tmp_path):
-    plant(epath.Path(tmp_path / "store"))
-    args = ("--metric", "loss", "--form", "power", "--bootstrap", "50")
+    root = epath.Path(tmp_path / "store")
+    plant(root)
+    # a size whose lr was interpolated, not tuned: selected, and stated in the report
+    cfg = override(RunConfig(), {"subset_size": 600, "lr": 2e-3})
+    path = store.run_dir(root, "planted", cfg)
+    store.init_run(path, cfg)
+    err = 2.0 * 600**-0.5
+    store.write_result(path, {"loss": {"val": err, "test": err}, "train_exams": 600})
+    tuning.add_interpolated(root, "planted", {path.name: {"subset_size": 600, "train.lr": 2e-3}})
+    assert results.collect(root).set_index("run_id").loc[path.name, "selected"].all()
+    args = ("--metric", "loss", "--form", "power", "--bootstrap", "20")
     tuned = scaling_bin("fit", "store", *args, cwd=tmp_path)
     every = scaling_bin("fit", "store", *args, "--all-runs", cwd=tmp_path)
     assert tuned.returncode == 0 and every.returncode == 0, tuned.stderr + every.stderr
     assert tuned.stdout != every.stdout
-    rep = scaling_bin("report", "store", "--out", "rep", "--bootstrap", "50", cwd=tmp_path)
+    rep = scaling_bin("report", "store", "--out", "rep", "--bootstrap", "20", cwd=tmp_path)
     assert rep.returncode == 0, rep.stderr
     text = (tmp_path / "rep" / "report.md").read_text()
     section = text.split("## Per-size tuning")[1].split("\n## ")[0]
@@ -154,15 +178,16 @@ def test_fit_and_report_use_selected_runs_unless_all_runs(tmp_path):
     assert "fixed recipe: lr=0.0001 (first point)" in section and "| tuned |" in section
     assert "Most often selected" in section
     assert len(re.findall(r"^\| (100|300|1000|3000|10000|30000) \|", section, re.M)) == 12
+    assert "interpolated in log-size" in section and "subset_size 600: lr=0.002" in section
 
 
 # ---------------------------------------------------------------------------
 # End to end: the installed command, from an empty folder, on a real Ray head
 
 
-def _write_tuned_sweep(folder, data) -> None:
+def _write_tuned_sweep(folder, data, name="tuned", text=TUNED_SWEEP) -> None:
     fixed = {**TINY, "data.path": os.path.relpath(data, folder)}
-    (folder / "tuned.py").write_text(TUNED_SWEEP.format(fixed=repr(fixed)))
+    (folder / f"{name}.py").write_text(text.format(fixed=repr(fixed)))
 
 
 @pytest.mark.slow
@@ -209,3 +234,38 @@ def test_tuned_sweep_end_to_end_resumes_and_selects_on_validation(ray_head, code
         assert len(val) == 2 and set(group["lr"]) == {1e-3, 1e-2}, (size, seed)
         assert group[group["selected"]]["run_id"].tolist() == [min(val, key=val.get)]
     assert runs["selected"].sum() == 6
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_tuning_at_two_sizes_interpolates_the_winner_in_log_size(ray_head, code_data, tmp_path):
+    address, _ = ray_head
+    _write_tuned_sweep(tmp_path, code_data, "tuned_at", TUNE_AT_SWEEP)
+    cmd = ("sweep", "tuned_at.py", "--store", "store")
+    dry = scaling_bin(*cmd, "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "to run: 5 of 5" in dry.stdout
+    assert "subset_size=80: 1 runs (values interpolated after tuning" in dry.stdout
+    first = scaling_bin(*cmd, "--address", address, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "4/4 finished (4 trained now" in first.stdout
+    assert "1/1 finished (1 trained now" in first.stdout
+    runs = results.collect(tmp_path / "store").drop_duplicates("run_id")
+    done = tmp_path / "store" / "tuned_at"
+
+    def val(rid):
+        return json.loads((done / rid / "result.json").read_text())["loss"]["val"]
+
+    best = {}
+    for size in (40, 160):
+        group = runs[runs["subset_size"] == size]
+        best[size] = group.loc[group["run_id"].map(val).idxmin(), "lr"]
+        assert group[group["selected"]]["lr"].tolist() == [best[size]]
+    middle = runs[runs["subset_size"] == 80]
+    assert len(middle) == 1 and middle["selected"].item()
+    assert middle["lr"].item() == pytest.approx(math.sqrt(best[40] * best[160]), rel=1e-3)
+    assert f"interpolated train.lr={middle['lr'].item()}" in first.stdout
+    again = scaling_bin(*cmd, "--address", address, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert re.findall(r"\((\d+) trained now", again.stdout) == ["0", "0"], again.stdout
+    assert again.stderr.count("already finished") == 2, again.stderr
