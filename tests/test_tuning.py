@@ -269,3 +269,15 @@ def test_tuning_at_two_sizes_interpolates_the_winner_in_log_size(ray_head, code_
     assert again.returncode == 0, again.stdout + again.stderr
     assert re.findall(r"\((\d+) trained now", again.stdout) == ["0", "0"], again.stdout
     assert again.stderr.count("already finished") == 2, again.stderr
+
+
+def test_interpolation_in_log_size_is_clamped_and_keeps_types():
+    winners = {
+        100: {"train.lr": 1e-2, "train.max_epochs": 10, "model.norm": "batch"},
+        10000: {"train.lr": 1e-4, "train.max_epochs": 30, "model.norm": "layer"},
+    }
+    got = tuning.interpolate(winners, [10, 300, 1000, 3000, 0])
+    assert got[1000]["train.lr"] == pytest.approx(1e-3)  # halfway in log size and log value
+    assert got[1000]["train.max_epochs"] == 17  # 10 · 3^0.5, rounded
+    assert got[10] == winners[100] and got[0] == winners[10000]  # clamped; 0: the whole pool
+    assert got[3000]["model.norm"] == "layer" and got[300]["model.norm"] == "batch"  # nearest
