@@ -27,12 +27,13 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from scaling.data.dataset import DataError
     from scaling.laws import LawError
     from scaling.metrics import MetricsError
+    from scaling.tracking import TrackerError
     from scaling.transfer import TransferError
     from scaling.tuning import TuningError
 
     return (
         ConfigError, SweepError, DataError, UsageError, LawError, MetricsError, TransferError,
-        TuningError,
+        TrackerError, TuningError,
     )  # fmt: skip
 
 
@@ -65,7 +66,7 @@ def _absolute_paths(overrides: dict[str, str]) -> dict[str, str]:
 def _resolve_paths(args: argparse.Namespace) -> None:
     """Every path the user gave, made absolute against the working directory, once, here:
     Orbax, Ray workers (another working directory) and cluster jobs see absolute paths."""
-    for name in ("store", "out", "compile_cache", "path"):
+    for name in ("store", "out", "compile_cache", "path", "tracker_dir"):
         if value := getattr(args, name, None):
             setattr(args, name, store.absolute(value))
     for name in ("sweep", "experiment"):  # a name, or a path to a .py file
@@ -82,6 +83,15 @@ def _axes(items: list[str]) -> dict[str, list[str]]:
             raise UsageError(f"--axis {key} has no values")
         out[key] = values
     return out
+
+
+def _trackers(args: argparse.Namespace, store_path: str, *, here: bool = True):
+    """The `--tracker` settings (packages checked here unless the run is elsewhere)."""
+    from scaling.tracking import settings
+
+    return settings(
+        args.tracker or [], args.tracker_dir or store_path, os.environ, check_packages=here
+    )
 
 
 def _plan(args: argparse.Namespace):
@@ -113,6 +123,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             )
         )  # fmt: skip
         return 0
+    trackers = _trackers(args, args.store)
     if not args.address:  # a cluster's data may not be visible here; its workers check it
         _check_data(runs, args.store, sweep.name)
     if sweep.tune:
@@ -121,7 +132,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         keys = list(tuning_points(sweep)[0])
         write_record(args.store, sweep.name, keys, [r.config for r in runs], sweep.select)
-    ok = _run_stage(args, sweep, runs)
+    ok = _run_stage(args, sweep, runs, trackers)
     if ok and sweep.tune_at:  # the other sizes, once the tuned ones have their winners
         from scaling.tuning import add_interpolated
 
@@ -131,7 +142,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             sweep.name,
             {r.run_id: r.point | {"subset_size": r.config.data.subset_size} for r in extra},
         )
-        ok = _run_stage(args, sweep, extra)
+        ok = _run_stage(args, sweep, extra, trackers)
     return 0 if ok else EXIT_FAILED_RUNS
 
 
@@ -157,7 +168,7 @@ def _interpolated_runs(args: argparse.Namespace, sweep, runs, store_path: str | 
     return [r for r in planned if r.run_id not in known]
 
 
-def _run_stage(args: argparse.Namespace, sweep, runs) -> bool:
+def _run_stage(args: argparse.Namespace, sweep, runs, trackers) -> bool:
     """Run `runs` on Ray and print the summary and every failure; True if all finished."""
     from scaling.orchestrate import run_sweep
 
@@ -171,6 +182,7 @@ def _run_stage(args: argparse.Namespace, sweep, runs) -> bool:
         num_cpus=args.num_cpus,
         compile_cache=args.compile_cache,
         retry_diverged=args.retry_diverged,
+        trackers=trackers,
     )
     print(_summary_line(sweep.name, summary, len(runs), time.monotonic() - started, args.store))
     for rid, msg in summary.diverged.items():
@@ -190,6 +202,7 @@ def _adaptive(args: argparse.Namespace, sweep, runs) -> int:
         raise UsageError("--adaptive needs --budget (e.g. 2h or 5e6ex) and no --dry-run")
     q = plan.parse_question(args.question, metric=args.metric, cls=args.cls, split=args.split)
     budget = plan.parse_budget(args.budget)
+    trackers = _trackers(args, args.store)
 
     def run_round(planned) -> bool:
         started = time.monotonic()
@@ -198,7 +211,7 @@ def _adaptive(args: argparse.Namespace, sweep, runs) -> int:
         summary = run_sweep(
             sweep, planned, args.store, address=args.address, max_concurrent=args.max_concurrent,
             num_cpus=args.num_cpus, compile_cache=args.compile_cache,
-            retry_diverged=args.retry_diverged,
+            retry_diverged=args.retry_diverged, trackers=trackers,
         )  # fmt: skip
         seconds = time.monotonic() - started
         print(_summary_line(sweep.name, summary, len(planned), seconds, args.store))
@@ -332,12 +345,13 @@ def _duration(seconds: float) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from scaling.config import override, run_id
     from scaling.sweep import load_experiment, locate_data
-    from scaling.train import train_and_evaluate
+    from scaling.train import attempt
 
+    trackers = _trackers(args, args.store)
     cfg = override(load_experiment(args.experiment), parse_overrides(args.set or []))
     cfg = locate_data(cfg, Path.cwd())
     path = store.run_path(args.store, "runs", run_id(cfg))
-    result = train_and_evaluate(cfg, path)
+    result = attempt(cfg, path, trackers).result
     macro = result["metrics"]["test"]["macro"]
     print(f"run {path}: test macro AUROC {macro['auroc']:.4f}, loss {result['loss']['test']:.4f}")
     return 0
@@ -507,9 +521,10 @@ def _question_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from scaling.orchestrate import submit
+    from scaling.orchestrate import SubmitError, submit
 
     _plan(args)  # a malformed sweep fails here, before anything is submitted
+    trackers = _trackers(args, args.store, here=False)  # the cluster needs the packages
     overrides = _absolute_paths(parse_overrides(args.set or []))
     extra = [f"--set={k}={v}" for k, v in overrides.items()]
     extra += [f"--axis={a}" for a in args.axis or []]
@@ -517,7 +532,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
         extra.append(f"--profile={args.profile}")
     if args.compile_cache:
         extra.append(f"--compile-cache={args.compile_cache}")
-    job_id = submit(args.sweep, address=args.address, store_path=args.store, extra_args=extra)
+    extra += [f"--tracker={name}" for name in trackers.names]
+    if args.tracker_dir:
+        extra.append(f"--tracker-dir={args.tracker_dir}")
+    try:
+        job_id = submit(
+            args.sweep,
+            address=args.address,
+            store_path=args.store,
+            extra_args=extra,
+            env=dict(trackers.env),
+        )
+    except (SubmitError, ConnectionError) as e:
+        print(f"error: could not submit to {args.address}: {e}", file=sys.stderr)
+        return 1
     print(f"submitted job {job_id} to {args.address}")
     print(f"follow it:  ray job logs --address {args.address} --follow {job_id}")
     print(f"progress:   scaling status {args.store}")
@@ -552,14 +580,16 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from scaling.demo import run_demo
 
+    out = writable_dir(args.out)
     return run_demo(
-        writable_dir(args.out),
+        out,
         exams=args.exams,
         patients=args.patients,
         axis=_axes(args.axis or []),
         overrides=parse_overrides(args.set or []),
         num_cpus=args.num_cpus,
         compile_cache=args.compile_cache,
+        trackers=_trackers(args, os.fspath(out / "store")),
     )
 
 
@@ -584,6 +614,21 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--profile", help="resource profile of the sweep (e.g. cpu, gpu8, tpu)")
     _compile_cache_arg(p)
+
+
+def _tracker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tracker",
+        action="append",
+        choices=["tensorboard", "wandb", "mlflow"],
+        help="also report each run trained now to this experiment tracker (repeatable; "
+        'needs pip install -e ".[NAME]")',
+    )
+    p.add_argument(
+        "--tracker-dir",
+        help="where TensorBoard events, W&B files (unless WANDB_DIR) and the MLflow file "
+        "store (unless MLFLOW_TRACKING_URI) go (default: the store)",
+    )
 
 
 def _fit_args(p: argparse.ArgumentParser, *, target: bool = True) -> None:
@@ -626,12 +671,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
     _compile_cache_arg(p)
+    _tracker_args(p)
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("run", help="train and evaluate one experiment in this process")
     p.add_argument("experiment", help="experiment name (experiments/<name>.py) or path")
     p.add_argument("--store", default="store")
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    _tracker_args(p)
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("sweep", help="run a sweep on Ray (embedded, or a cluster with --address)")
@@ -658,11 +705,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3, help="with --adaptive: rounds in all")
     p.add_argument("--question", default="exponent", help="with --adaptive: as for scaling plan")
     _question_args(p, required=False)
+    _tracker_args(p)
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("submit", help="submit a sweep as a Ray job to a cluster")
     _sweep_args(p)
     p.add_argument("--address", required=True, help="Ray dashboard address, http://HEAD:8265")
+    _tracker_args(p)
     p.set_defaults(fn=cmd_submit)
 
     p = sub.add_parser("plan", help="propose the runs that narrow a question's interval most")

@@ -37,6 +37,7 @@ def run_demo(
     overrides: dict[str, Any],
     num_cpus: int | None = None,
     compile_cache: str | None = None,
+    trackers: Any = None,
 ) -> int:
     from scaling import laws, plots, report, results
     from scaling.orchestrate import run_sweep
@@ -54,7 +55,14 @@ def run_demo(
     runs = expand(sweep, {"data.path": str(data), **overrides})
     store_path = str(out / "store")
     print(f"sweep {sweep.name}: {len(runs)} runs into {store_path}")
-    summary = run_sweep(sweep, runs, store_path, num_cpus=num_cpus, compile_cache=compile_cache)
+    summary = run_sweep(
+        sweep,
+        runs,
+        store_path,
+        num_cpus=num_cpus,
+        compile_cache=compile_cache,
+        trackers=trackers,
+    )
     retried = f", {len(summary.retried)} retried" if summary.retried else ""
     print(
         f"runs: {len(summary.finished)} finished ({len(summary.trained)} trained now{retried}), "

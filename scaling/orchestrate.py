@@ -23,9 +23,10 @@ from scaling import store
 from scaling.config import from_dict, to_dict
 from scaling.progress import Reporter, summarize
 from scaling.sweep import REPO_ROOT, PlannedRun, Resources, Sweep, SweepError
+from scaling.tracking import TrackerSettings
 
 LOCK_POLL_S = 2.0
-JOB_AGENT_WAIT_S = 120.0  # a fresh head's job agent can take this long to register
+JOB_AGENT_WAIT_S = 60.0  # a fresh head's job agent registers within seconds
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 """Ray's single-machine mode: every server of a node binds to 127.0.0.1, not to the
 machine's network address (Ray reads it when it is imported)."""
@@ -113,7 +114,9 @@ def check_resources(ray: Any, resources: Resources) -> None:
         raise SweepError(f"no node of the cluster can provide {wanted} per run; nodes have {have}")
 
 
-def _run_task(cfg: dict[str, Any], run_dir: str) -> dict[str, Any]:
+def _run_task(
+    cfg: dict[str, Any], run_dir: str, trackers: TrackerSettings | None = None
+) -> dict[str, Any]:
     """Train one run to completion in a worker, waiting if another process holds it."""
     from scaling.train import Diverged, attempt
 
@@ -121,7 +124,7 @@ def _run_task(cfg: dict[str, Any], run_dir: str) -> dict[str, Any]:
     waited = False
     while True:
         try:
-            done = attempt(config, run_dir)
+            done = attempt(config, run_dir, trackers)
         except store.LockHeld:
             waited = True
             time.sleep(LOCK_POLL_S)
@@ -167,13 +170,15 @@ def run_sweep(
     compile_cache: str | None = None,
     retry_diverged: bool = False,
     report_every: float = 10.0,
+    trackers: TrackerSettings | None = None,
 ) -> SweepSummary:
     """Run every unfinished run of `runs` on Ray and wait for all of them.
 
     Finished runs are skipped, failed ones are launched again and resume from their
     checkpoints, diverged ones are kept (a result of their config) unless
-    `retry_diverged`. Ctrl-C cancels the tasks in flight (their locks then go stale and
-    the next launch resumes them).
+    `retry_diverged`. Runs trained now report to `trackers` (their settings and the
+    launching shell's tracker variables travel to every worker). Ctrl-C cancels the
+    tasks in flight (their locks then go stale and the next launch resumes them).
     """
     resources = sweep.resources
     store_path = store.absolute(store_path)
@@ -189,11 +194,8 @@ def run_sweep(
             f"before ({', '.join(summary.retried)})"
         )
 
-    ray = connect(
-        address,
-        env=worker_env(compile_cache or _default_cache(store_path), resources),
-        num_cpus=num_cpus,
-    )
+    env = worker_env(compile_cache or _default_cache(store_path), resources)
+    ray = connect(address, env={**(trackers.env if trackers else {}), **env}, num_cpus=num_cpus)
     try:
         check_resources(ray, resources)
         for run, path in todo:
@@ -215,7 +217,7 @@ def run_sweep(
             while queue or in_flight:
                 while queue and len(in_flight) < limit:
                     run, path = queue.pop(0)
-                    ref = task.remote(to_dict(run.config), os.fspath(path))
+                    ref = task.remote(to_dict(run.config), os.fspath(path), trackers)
                     in_flight[ref] = (run.run_id, path)
                 done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
                 for ref in done:
@@ -292,6 +294,10 @@ def _collect(
 # Cluster batch jobs
 
 
+class SubmitError(RuntimeError):
+    """The cluster did not take the job."""
+
+
 def submit(
     sweep_name: str,
     *,
@@ -299,11 +305,13 @@ def submit(
     store_path: str,
     extra_args: list[str],
     working_dir: Path = REPO_ROOT,
+    env: dict[str, str] | None = None,
 ) -> str:
     """Submit `scaling sweep` as a Ray job; returns the job id.
 
     The working directory travels with the job and is its working directory there: a
-    sweep file inside it is named relative to it, every other path absolute.
+    sweep file inside it is named relative to it, every other path absolute. `env`
+    (the trackers' variables) is set for the job's driver and workers.
     """
     from ray.job_submission import JobSubmissionClient
 
@@ -330,11 +338,19 @@ def submit(
         "working_dir": os.fspath(working_dir),
         "excludes": ["/.git", "/store", "/demo_out", "/data", "*.hdf5", "**/__pycache__"],
     }
+    if env:
+        runtime_env["env_vars"] = dict(env)
     deadline = time.monotonic() + JOB_AGENT_WAIT_S
     while True:
         try:
             return client.submit_job(entrypoint=command, runtime_env=runtime_env)
         except RuntimeError as e:  # the head's job agent is still starting: Ray says to retry
-            if "No available agent" not in str(e) or time.monotonic() > deadline:
+            if "No available agent" not in str(e):
                 raise
+            if time.monotonic() > deadline:
+                raise SubmitError(
+                    f"the Ray head at {address} has no job agent after {JOB_AGENT_WAIT_S:.0f} s; "
+                    "if another Ray runs on that machine, its job agent may hold port 52365: "
+                    "start the head with --dashboard-agent-listen-port=<a free port>"
+                ) from e
             time.sleep(1.0)

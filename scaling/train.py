@@ -14,7 +14,7 @@ import socket
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from scaling.data import Splits, iterate_batches, prepare_splits, train_stream
 from scaling.metrics import bce_loss, best_f1_thresholds, bootstrap, classification_report
 from scaling.models import ResNet1D, forward_flops, init_model, param_count
 from scaling.steps import TrainState, make_steps
+from scaling.tracking import RunInfo, RunTrackers, TrackerSettings
 from scaling.transfer import load_pretrained, probe_data, resolve_pretrained
 
 log = logging.getLogger(__name__)
@@ -154,12 +155,15 @@ class Attempt:
     trained: bool
 
 
-def attempt(config: RunConfig, run_dir: str | os.PathLike) -> Attempt:
+def attempt(
+    config: RunConfig, run_dir: str | os.PathLike, trackers: TrackerSettings | None = None
+) -> Attempt:
     """`train_and_evaluate`, telling a run trained now from one found finished.
 
     The run's lock is taken before training and `result.json` is looked for again once
     it is held, so a run that another process finished meanwhile is never trained twice.
-    Raises `store.LockHeld` while another live process trains it.
+    Raises `store.LockHeld` while another live process trains it. Only a run trained
+    now reports to the `trackers` (grouped by the sweep, its parent folder).
     """
     path = epath.Path(store.absolute(run_dir))
     validate(config)
@@ -170,10 +174,14 @@ def attempt(config: RunConfig, run_dir: str | os.PathLike) -> Attempt:
         if (path / "result.json").exists():  # finished while we waited for the lock
             return Attempt(store.read_json(path / "result.json"), trained=False)
         with _run_log(path):
+            doc = store.read_json(path / "config.json")
+            info = RunInfo(path.parent.name, path.name, doc["config"])
+            tracked = RunTrackers(trackers, info)
             try:
-                result = _train_and_evaluate(config, path)
+                result = _train_and_evaluate(config, path, tracked.metrics)
             except Diverged as e:
                 store.write_failure(path, store.DIVERGED, str(e), step=e.step)
+                tracked.finish(ok=False)
                 raise
             except Exception as e:
                 store.write_failure(
@@ -182,8 +190,11 @@ def attempt(config: RunConfig, run_dir: str | os.PathLike) -> Attempt:
                     f"{type(e).__name__}: {e}",
                     traceback=traceback.format_exc(),
                 )
+                tracked.finish(ok=False)
                 raise
             store.write_result(path, result)
+            tracked.result(result)
+            tracked.finish(ok=True)
             return Attempt(result, trained=True)
 
 
@@ -208,7 +219,9 @@ def _run_log(path: epath.Path) -> Iterator[None]:
         handler.close()
 
 
-def _train_and_evaluate(config: RunConfig, path: epath.Path) -> dict[str, Any]:
+def _train_and_evaluate(
+    config: RunConfig, path: epath.Path, on_metrics: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
     d, t, e, tr = config.data, config.train, config.eval, config.transfer
     started = time.time()
     splits = prepare_splits(d)
@@ -270,18 +283,17 @@ def _train_and_evaluate(config: RunConfig, path: epath.Path) -> dict[str, Any]:
                 improved = controller.update(
                     monitored(t.early_stopping_metric, val_loss, val_auroc), step, t
                 )
-                store.append_metrics(
-                    path,
-                    {
-                        "step": step,
-                        "epoch": step / schedule.steps_per_epoch,
-                        "lr": lr,
-                        "train_loss": train_loss,
-                        "val_loss": val_loss,
-                        "val_macro_auroc": val_auroc,
-                        "time": time.time() - started,
-                    },
-                )
+                record = {
+                    "step": step,
+                    "epoch": step / schedule.steps_per_epoch,
+                    "lr": lr,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "val_macro_auroc": val_auroc,
+                    "time": time.time() - started,
+                }
+                store.append_metrics(path, record)
+                on_metrics(record)
                 log.info(
                     "step %d train_loss %.4f val_loss %.4f val_macro_auroc %.4f",
                     step,

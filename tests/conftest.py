@@ -85,9 +85,11 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     """A real Ray head on 127.0.0.1 (with the job server), stopped at the end of the session.
 
     Yields (GCS address, dashboard URL). Started with `ray start --head --block` in its own
-    process group, so stopping it stops this head only.
+    process group, so stopping it stops this head only. Every port is chosen free: Ray's
+    fixed defaults (the job agent's 52365, the client server's 10001) collide with any other
+    Ray on the machine, and a job agent that lost its port cannot take a submission.
     """
-    port, dash = _free_port(), _free_port()
+    port, dash, agent, client = _free_port(), _free_port(), _free_port(), _free_port()
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     subprocess.run(["ray", "get-auth-token", "--generate"], capture_output=True, check=True)
     proc = subprocess.Popen(
@@ -101,6 +103,8 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
             "--include-dashboard=true",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dash}",
+            f"--dashboard-agent-listen-port={agent}",
+            f"--ray-client-server-port={client}",
             "--num-cpus=2",
             f"--temp-dir={temp}",
             "--disable-usage-stats",

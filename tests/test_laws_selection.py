@@ -118,3 +118,18 @@ def test_an_exponent_whose_ci_reaches_a_bound_is_unidentified():
     cliff = noisy(0.2 + 1e5 * X16**-3.0, 0.01, seed=15)  # falls within its first three sizes
     steep = fit(X16, cliff, "saturating", n_bootstrap=50)
     assert steep.unidentified == ("alpha",) and steep.ci["alpha"][1] == pytest.approx(10.0)
+
+
+def test_a_floor_whose_ci_reaches_zero_is_reported_as_not_resolved():
+    from scaling.laws.describe import caveat
+
+    pure = fit(X16, noisy(2.0 * X16**-0.3, 0.01, seed=3), "saturating", n_bootstrap=50)
+    assert pure.ci["E"][0] < 1e-9 * pure.y.min()
+    assert "no floor resolved" in caveat(pure, "E")
+    floored = fit(
+        X16,
+        noisy(law("saturating", PLANTED["saturating"], X16), 0.01, seed=15),
+        "saturating",
+        n_bootstrap=50,
+    )
+    assert caveat(floored, "E") == ""

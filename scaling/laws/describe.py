@@ -6,8 +6,11 @@ import numpy as np
 import pandas as pd
 
 from scaling.laws.compute import cost_of
-from scaling.laws.fitting import LawError
+from scaling.laws.fitting import LawError, LawFit
 from scaling.laws.table import MetricFit, asymptote, required_x
+
+FLOOR_AT_ZERO = 1e-9
+"""E below this fraction of the smallest y is at its lower bound (exp(−25) of it): zero."""
 
 
 def format_number(value) -> str:
@@ -34,14 +37,22 @@ def describe(fit: MetricFit) -> str:
     if law.selection is not None:
         lines.append(f"  form chosen by a rolling backtest: {law.selection.reason}")
     lines += [
-        f"  {name} = {format_ci(v, law.ci[name])}"
-        + (" (unidentified: its CI reaches a bound)" if name in law.unidentified else "")
+        f"  {name} = {format_ci(v, law.ci[name])}{caveat(law, name)}"
         for name, v in law.params.items()
     ]
     if fit.law.x.ndim == 1:
         lines.append(f"  tends to {fit.metric} {format_ci(*asymptote(fit))}")
     lines.append(f"  Huber loss {law.loss:.3g}, AIC {law.aic:.1f}, BIC {law.bic:.1f}")
     return "\n".join(lines)
+
+
+def caveat(law: LawFit, name: str) -> str:
+    """Why a parameter's value should not be read as measured, if it should not."""
+    if name in law.unidentified:
+        return " (unidentified: its CI reaches a bound)"
+    if name == "E" and law.ci["E"][0] <= float(np.min(law.y)) * FLOOR_AT_ZERO:
+        return " (no floor resolved: its CI reaches 0, the points fit a pure power law)"
+    return ""
 
 
 def describe_target(table: pd.DataFrame, fit: MetricFit, target: float) -> str:
