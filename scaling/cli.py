@@ -29,10 +29,11 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from scaling.metrics import MetricsError
     from scaling.tracking import TrackerError
     from scaling.transfer import TransferError
+    from scaling.tuning import TuningError
 
     return (
         ConfigError, SweepError, DataError, UsageError, LawError, MetricsError, TransferError,
-        TrackerError,
+        TrackerError, TuningError,
     )  # fmt: skip
 
 
@@ -114,16 +115,64 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.adaptive:
         return _adaptive(args, sweep, runs)
     if args.dry_run:
+        extra = _interpolated_runs(args, sweep, runs, None)
         print(
-            _dry_run(sweep, runs, args.store, calibrate=args.calibrate, workers=args.max_concurrent)
-        )
+            _dry_run(
+                sweep, runs + extra, args.store, calibrate=args.calibrate,
+                workers=args.max_concurrent,
+            )
+        )  # fmt: skip
         return 0
-    from scaling.orchestrate import run_sweep
-
     trackers = _trackers(args, args.store)
-    started = time.monotonic()
     if not args.address:  # a cluster's data may not be visible here; its workers check it
         _check_data(runs, args.store, sweep.name)
+    if sweep.tune:
+        from scaling.sweep import tuning_points
+        from scaling.tuning import write_record
+
+        keys = list(tuning_points(sweep)[0])
+        write_record(args.store, sweep.name, keys, [r.config for r in runs], sweep.select)
+    ok = _run_stage(args, sweep, runs, trackers)
+    if ok and sweep.tune_at:  # the other sizes, once the tuned ones have their winners
+        from scaling.tuning import add_interpolated
+
+        extra = _interpolated_runs(args, sweep, runs, args.store)
+        add_interpolated(
+            args.store,
+            sweep.name,
+            {r.run_id: r.point | {"subset_size": r.config.data.subset_size} for r in extra},
+        )
+        ok = _run_stage(args, sweep, extra, trackers)
+    return 0 if ok else EXIT_FAILED_RUNS
+
+
+def _interpolated_runs(args: argparse.Namespace, sweep, runs, store_path: str | None) -> list:
+    """The runs of a `tune_at` sweep at the sizes it does not tune: with the winners of the
+    tuned sizes interpolated in log-size (from `store_path`), else (a dry run, before
+    tuning) with the first tuning point's values as stand-ins of the same cost."""
+    from scaling.sweep import expand, tuning_points, untuned_sizes
+    from scaling.tuning import interpolate, winners_by_size
+
+    sizes = untuned_sizes(sweep)
+    if not sizes:
+        return []
+    if store_path is None:
+        values = dict.fromkeys(sizes, tuning_points(sweep)[0])
+    else:
+        values = interpolate(winners_by_size(store_path, sweep.name, list(sweep.tune_at)), sizes)
+        for size in sizes:
+            shown = " ".join(f"{k}={v}" for k, v in values[size].items())
+            print(f"sweep {sweep.name}: subset_size {size} not tuned; interpolated {shown}")
+    planned = expand(sweep, parse_overrides(args.set or []), cwd=Path.cwd(), interpolated=values)
+    known = {r.run_id for r in runs}
+    return [r for r in planned if r.run_id not in known]
+
+
+def _run_stage(args: argparse.Namespace, sweep, runs, trackers) -> bool:
+    """Run `runs` on Ray and print the summary and every failure; True if all finished."""
+    from scaling.orchestrate import run_sweep
+
+    started = time.monotonic()
     summary = run_sweep(
         sweep,
         runs,
@@ -142,7 +191,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for rid, msg in summary.failed.items():
         where = store.run_path(args.store, sweep.name, rid) / "failure.json"
         print(f"  FAILED {rid}: {msg} (traceback in {where}; launch again to retry)")
-    return 0 if summary.ok else EXIT_FAILED_RUNS
+    return summary.ok
 
 
 def _adaptive(args: argparse.Namespace, sweep, runs) -> int:
@@ -239,7 +288,7 @@ def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | No
     ]
     axes = [c for c in costs.columns if c in {k for r in runs for k in r.point}]
     for row in costs.itertuples(index=False):
-        point = " ".join(f"{k}={getattr(row, k)}" for k in axes)
+        point = " ".join(f"{k}={row[costs.columns.get_loc(k)]}" for k in axes)
         when = f"{row.seconds:9.0f}s" if row.seconds == row.seconds else "        ?"
         examples = f"{row.examples:>11,d}" if row.examples else "          ?"
         flops = f"{row.flops:10.3g}" if row.flops == row.flops else "         ?"
@@ -248,6 +297,8 @@ def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | No
             f"examples {examples} {flops} FLOP {when}  {row.source}"
         )
     todo = costs[costs["status"] != store.FINISHED]
+    if sweep.tune and "subset_size" in costs:
+        lines.append(_tuning_cost(sweep, costs, todo))
     unknown = int(todo["seconds"].isna().sum())
     hours = todo["seconds"].sum(skipna=True) / 3600
     text = (
@@ -262,6 +313,27 @@ def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | No
         notes = [f"  {n}" for n in cost.reference_notes()]
         text += "\nreference throughputs (scaling/reference_throughput.csv):\n" + "\n".join(notes)
     return "\n".join([*lines, text])
+
+
+def _tuning_cost(sweep, costs, todo) -> str:
+    """Per subset size: the runs tuning multiplies it into and the time of those left."""
+    from scaling.sweep import tuning_points
+
+    n = len(tuning_points(sweep))
+    where = f"subset_size {', '.join(map(str, sweep.tune_at))}" if sweep.tune_at else "every size"
+    lines = [f"tuning: {n} points at {where} and seed ({sweep.select} picks the winner)"]
+    for size, group in costs.groupby("subset_size", sort=True):
+        left = todo[todo["subset_size"] == size]
+        unknown = " + unknown" if left["seconds"].isna().any() else ""
+        if sweep.tune_at and size not in sweep.tune_at:
+            how = "values interpolated after tuning, costed as the first tuning point"
+        else:
+            how = f"{len(group) // n} settings of the other axes × {n} tuning points"
+        lines.append(
+            f"  subset_size={size}: {len(group)} runs ({how}), "
+            f"{len(left)} to run, {_duration(left['seconds'].sum(skipna=True))}{unknown}"
+        )
+    return "\n".join(lines)
 
 
 def _duration(seconds: float) -> str:
@@ -300,7 +372,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(store_path: str, sweep: str | None = None):
+def _table(store_path: str, sweep: str | None = None, *, all_runs: bool = True):
+    """The results table; without `all_runs`, only the selected runs (tuning winners)."""
     from scaling import results
 
     if not Path(store_path).exists():
@@ -308,7 +381,7 @@ def _table(store_path: str, sweep: str | None = None):
     table = results.collect(store_path, sweep)
     if table.empty:
         raise UsageError(f"no runs found in store '{store_path}'")
-    return table
+    return table if all_runs else results.selected(table)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -330,7 +403,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     from scaling import laws
 
-    table = _table(args.store, args.sweep)
+    table = _table(args.store, args.sweep, all_runs=args.all_runs)
     fit = laws.fit_metric(
         table,
         metric=args.metric,
@@ -366,7 +439,7 @@ def _class_of(metric: str, cls: str | None) -> str:
 def cmd_plot(args: argparse.Namespace) -> int:
     from scaling import laws, plots
 
-    table = _table(args.store, args.sweep)
+    table = _table(args.store, args.sweep, all_runs=args.all_runs)
     out = writable_dir(args.out)
     fits = [
         laws.fit_metric(
@@ -396,6 +469,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         target=args.target,
         n_bootstrap=args.bootstrap,
         adaptive=states(args.store, args.sweep),
+        all_runs=args.all_runs,
     )
     for path in paths.values():
         print(f"wrote {path}")
@@ -578,6 +652,11 @@ def _fit_args(p: argparse.ArgumentParser, *, target: bool = True) -> None:
         help="law form; auto: chosen by a rolling backtest (default: saturating)",
     )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
+    p.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="fit every tuning point, not only the run selected on validation at each size",
+    )
     if target:
         p.add_argument("--target", type=float, help="metric value to reach (e.g. 0.95)")
 

@@ -37,9 +37,20 @@ from scaling.laws import (
 from scaling.laws import fit as laws_fit
 from scaling.laws.selection import band_coverage
 from scaling.laws.table import fit_summaries, summary_classes
-from scaling.results import MEASUREMENTS, ROW_COLUMNS
+from scaling.results import MEASUREMENTS, ROW_COLUMNS, selected
+from scaling.tuning import parse_select
 
-TIDY_COLUMNS = ("run_id", "sweep", "status", "experiment", *ROW_COLUMNS)
+TIDY_COLUMNS = (
+    "run_id",
+    "sweep",
+    "status",
+    "selected",
+    "tuning_point",
+    "tuning",
+    "select",
+    "experiment",
+    *ROW_COLUMNS,
+)
 SEED_COLUMNS = ("data_seed", "init_seed")
 JOINT_X = ("n_params", "subset_size")
 MIN_POSITIVES = 10  # classes with fewer positives on the split are flagged
@@ -79,6 +90,7 @@ def write_report(
     n_bootstrap: int = 1000,
     split: str = "test",
     adaptive: dict[str, dict] | None = None,
+    all_runs: bool = False,
 ) -> dict[str, Path]:
     """Write report.html and report.md (plus figures as PNG and PDF) into `out_dir`.
 
@@ -86,11 +98,15 @@ def write_report(
     classes; "all" for loss) against subset_size. `target` is a value of
     metrics[0] for the macro class (e.g. AUROC 0.95): the report then gives the
     subset_size and training cost needed to reach it. `adaptive` maps a sweep to the state
-    of its adaptive rounds (`scaling.adaptive.states`). Returns the paths by name
-    ("html", "markdown", and one per figure).
+    of its adaptive rounds (`scaling.adaptive.states`). Laws use the runs marked `selected`
+    (the winners of per-size tuning) unless `all_runs`; a tuned store gets a "Per-size
+    tuning" section either way. Returns the paths by name ("html", "markdown", and one
+    per figure).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    full = table
+    table = table if all_runs else selected(table)
     runs = _one_row_per_run(table)
     warnings: list[str] = []
     fits = _fit_metrics(table, metrics, split, form, n_bootstrap, warnings)
@@ -108,6 +124,9 @@ def write_report(
             _joint(table, metrics[0], split, n_bootstrap, out_dir),
         ),
     ]
+    if "tuning_point" in full.columns and (full["tuning_point"] >= 0).any():
+        blocks = _tuning(full, metrics[0], split, form, n_bootstrap, all_runs, warnings)
+        sections.insert(2, ("Per-size tuning", blocks))
     if adaptive:
         sections.append(("Adaptive rounds", _adaptive(adaptive)))
     sections.insert(1, ("Warnings", [warnings or ["None."]]))
@@ -150,7 +169,8 @@ def _summary(runs, split: str, form: str, n_bootstrap: int, warnings: list[str])
         f"subset_size; 95% CIs come from {n_bootstrap} bootstrap refits resampling seeds within "
         "each subset_size."
     )
-    pooled = [c for c in varied if c not in (*SEED_COLUMNS, "subset_size", "name")]
+    tuned = {part.split("=")[0] for label in runs.get("tuning", []) for part in label.split()}
+    pooled = [c for c in varied if c not in (*SEED_COLUMNS, "subset_size", "name", *tuned)]
     if pooled:
         warnings.append(
             f"runs also vary in {', '.join(pooled)}; the laws over subset_size pool those runs"
@@ -340,6 +360,94 @@ def _per_class(table, metric, split, form, n_bootstrap, out_dir: Path, warnings)
     if fitted:
         png, _ = plots.plot_per_class(fitted, out_dir / "per_class")
         blocks.append(Figure(png, f"Per-class scaling of {metric}."))
+    return blocks
+
+
+def _tuning(table, metric: str, split: str, form: str, n_bootstrap: int, all_runs, warnings):
+    """Per size and seed, each tuning point's validation metric and the winner; then the law
+    of the fixed recipe (the first tuning point) beside the law of the tuned curve."""
+    runs = _one_row_per_run(table)
+    tuned = runs[runs["tuning_point"] >= 0]
+    blocks: list[Block] = []
+    for sweep, group in tuned.groupby("sweep"):
+        select = group["select"].iloc[0]
+        sel = parse_select(select)
+        rows = table[
+            table["run_id"].isin(group["run_id"])
+            & (table["split"] == "val")
+            & (table["metric"] == sel.metric)
+            & (table["class"] == sel.cls)
+        ]
+        score = rows.set_index("run_id")["value"]
+        labels = group.sort_values("tuning_point")["tuning"].unique().tolist()
+        keys = [c for c in ("subset_size", *SEED_COLUMNS) if c in group]
+        per_size = []
+        for key, cell in group.groupby(keys, sort=True):
+            row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+            by_label = dict(zip(cell["tuning"], cell["run_id"].map(score), strict=True))
+            row |= {label: format_number(by_label.get(label, np.nan)) for label in labels}
+            winner = cell[cell["selected"].astype(bool)]["tuning"]
+            row["selected"] = winner.iloc[0] if len(winner) else "(none finished)"
+            per_size.append(row)
+        winners = group[group["selected"].astype(bool)]["tuning"].value_counts()
+        direction = "higher" if sel.higher_is_better else "lower"
+        blocks += [
+            f"Sweep {sweep} trains {_count(len(labels), 'tuning point')} at every subset_size "
+            f"and seed and selects, within each, the finished run with the best {select} "
+            f"({direction} is better); test data never takes part in the choice. "
+            + (
+                "Laws elsewhere in this report use every point (--all-runs)."
+                if all_runs
+                else "Laws elsewhere in this report use the selected runs."
+            ),
+            pd.DataFrame(per_size),
+        ]
+        guessed = runs[(runs["sweep"] == sweep) & runs["tuning"].str.endswith("(interpolated)")]
+        if len(guessed):
+            at = guessed.groupby("subset_size")["tuning"].first()
+            blocks.append(
+                "Not tuned but interpolated in log-size between the winners at the tuned sizes "
+                "(numbers in log value, clamped beyond the tuned sizes): "
+                + "; ".join(
+                    f"subset_size {size}: {label.removesuffix(' (interpolated)')}"
+                    for size, label in at.items()
+                )
+                + "."
+            )
+        if len(winners):
+            blocks.append(
+                f"Most often selected: {winners.index[0]} ({winners.iloc[0]} of "
+                f"{int(winners.sum())} groups)."
+            )
+        fixed = table[table["run_id"].isin(group[group["tuning_point"] == 0]["run_id"])]
+        chosen = table[table["run_id"].isin(group[group["selected"].astype(bool)]["run_id"])]
+        laws_rows = []
+        for name, part in ((f"fixed recipe: {labels[0]} (first point)", fixed), ("tuned", chosen)):
+            for m in dict.fromkeys((metric, "loss")):
+                cls = summary_classes(m)[-1]
+                row = {"curve": name, "metric": m, "class": cls}
+                try:
+                    fit = fit_metric(
+                        part, metric=m, cls=cls, split=split, form=form, n_bootstrap=n_bootstrap
+                    )
+                except LawError as e:
+                    warnings.append(f"per-size tuning, {name}, {m}: no law: {e}")
+                    laws_rows.append(row | {"alpha": f"no law: {e}"})
+                    continue
+                law = fit.law
+                row["alpha"] = format_ci(law.params["alpha"], law.ci["alpha"])
+                row["log-RMSE of residuals"] = format_number(
+                    float(np.sqrt(np.mean(law.residuals**2)))
+                )
+                row["points"] = len(law.y)
+                laws_rows.append(row)
+        blocks += [
+            f"Laws of the '{form}' form on the {split} split: the fixed recipe (the first "
+            "tuning point at every size) beside the tuned curve (the selected run at every "
+            "size), exponents with 95% bootstrap CIs. A gap between them is how much the "
+            "recipe's fit to each size biased the fixed-recipe exponent.",
+            pd.DataFrame(laws_rows),
+        ]
     return blocks
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from scaling import store
+from scaling import store, tuning
 from scaling.config import flatten
 
 MEASUREMENTS = (
@@ -88,10 +88,15 @@ def _num(v: Any) -> float:
 
 
 def collect(store_path: str | os.PathLike, sweep: str | None = None) -> pd.DataFrame:
-    """Tidy table of every run in the store; unfinished runs get one row with NaN metrics."""
+    """Tidy table of every run in the store; unfinished runs get one row with NaN metrics.
+
+    `selected` marks the runs laws use by default: every run of an untuned sweep, and the
+    winner on validation of each group of tuning points (`scaling.tuning`)."""
     records = []
-    for state in store.scan(store_path, sweep):
-        cols = _run_columns(state)
+    states = store.scan(store_path, sweep)
+    marks = tuning.mark(states, store_path)
+    for state in states:
+        cols = {**_run_columns(state), **marks[state.run_id]}
         if state.status == store.FINISHED:
             result = store.read_json(state.path / "result.json")
             cols.update({k: result.get(k) for k in MEASUREMENTS})
@@ -101,10 +106,17 @@ def collect(store_path: str | os.PathLike, sweep: str | None = None) -> pd.DataF
         else:
             records.append({**cols, **dict.fromkeys(ROW_COLUMNS, math.nan)})
     if not records:
-        return pd.DataFrame(columns=["run_id", "sweep", "status", *ROW_COLUMNS])
+        return pd.DataFrame(columns=["run_id", "sweep", "status", "selected", *ROW_COLUMNS])
     table = pd.DataFrame.from_records(records)
-    lead = ["run_id", "sweep", "status", "experiment", *ROW_COLUMNS]
+    lead = ["run_id", "sweep", "status", "selected", "experiment", *ROW_COLUMNS]
     return table[lead + [c for c in table.columns if c not in lead]]
+
+
+def selected(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the selected runs (a table without the column is kept whole)."""
+    if "selected" not in table.columns:
+        return table
+    return table[table["selected"].fillna(False).astype(bool)]
 
 
 def write(table: pd.DataFrame, out: str | os.PathLike, fmt: str) -> None:

@@ -29,6 +29,7 @@ from scaling.config import (
     run_id,
 )
 from scaling.store import absolute
+from scaling.tuning import TuningError, parse_select, points
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +66,11 @@ class Sweep:
     profiles: dict[str, Resources] = field(default_factory=lambda: {"cpu": Resources()})
     profile: str = "cpu"
     max_retries: int = 2  # retries after a worker crash (process killed, node lost)
+    tune: dict[str, list[Any]] = field(default_factory=dict)  # tuned fields -> their values
+    tune_samples: int = 0  # 0: the whole tuning grid; n: a seeded random sample of n points
+    tune_seed: int = 0
+    select: str = "val_loss"  # the validation metric that picks the winning tuning point
+    tune_at: tuple[int, ...] = ()  # tune only at these subset sizes; interpolate the others
 
     @property
     def resources(self) -> Resources:
@@ -167,23 +173,34 @@ def expand(
     base: RunConfig | None = None,
     *,
     cwd: Path | None = None,
+    interpolated: dict[int, dict[str, Any]] | None = None,
 ) -> list[PlannedRun]:
     """Resolved configs of every run, in axis order, each with its run id (duplicates dropped).
 
     Data paths are made absolute against `cwd` (default: this process's working directory)
-    and each dataset's content fingerprint enters the run id in place of its path.
+    and each dataset's content fingerprint enters the run id in place of its path. With
+    `tune_at`, sizes outside it are planned only given their `interpolated` tuned values.
     """
     overrides = overrides or {}
     fingerprints: dict[str, str] = {}
     try:
+        tuned = tuning_points(sweep)
         axis_keys = {resolve_key(k) for axis in sweep.axes for k in axis}
+        tune_keys = set(tuned[0]) if sweep.tune else set()
         for key in overrides:
             if resolve_key(key) in axis_keys:
                 raise SweepError(f"'{key}' is an axis of sweep '{sweep.name}'; it cannot be --set")
+            if resolve_key(key) in tune_keys:
+                raise SweepError(f"'{key}' is tuned by sweep '{sweep.name}'; it cannot be --set")
+        for key in [*axis_keys, *map(resolve_key, sweep.fixed)]:
+            if key in tune_keys:
+                raise SweepError(
+                    f"sweep '{sweep.name}': '{key}' is tuned; it cannot also be an axis or fixed"
+                )
         cfg = base if base is not None else load_experiment(sweep.experiment)
         cfg = override(cfg, {**sweep.fixed, **overrides})
         planned, seen = [], set()
-        for point in _points(sweep):
+        for point in _with_tuning(sweep, cfg, tuned, interpolated):
             run_cfg = locate_data(override(cfg, point), cwd or Path.cwd(), fingerprints)
             run_cfg = canonical(run_cfg)
             rid = run_id(run_cfg)
@@ -194,6 +211,53 @@ def expand(
         raise SweepError(f"sweep '{sweep.name}': {e}") from e
     _ = sweep.resources  # unknown profile fails here, before anything starts
     return planned
+
+
+def _with_tuning(
+    sweep: Sweep,
+    cfg: RunConfig,
+    tuned: list[dict[str, Any]],
+    interpolated: dict[int, dict[str, Any]] | None,
+) -> list[dict[str, Any]]:
+    """The sweep's points crossed with its tuning points, innermost (every (size, seed) has
+    its points side by side); sizes outside `tune_at` take their `interpolated` values."""
+    points = _points(sweep)
+    sizes = [override(cfg, p).data.subset_size for p in points]
+    missing = set(sweep.tune_at) - set(sizes)
+    if sweep.tune_at and (not sweep.tune or missing):
+        raise SweepError(
+            f"sweep '{sweep.name}': tune_at needs tune={{...}} and sizes of the sweep; "
+            f"{sorted(missing)} are not among its subset sizes"
+        )
+    out = []
+    for point, size in zip(points, sizes, strict=True):
+        if not sweep.tune_at or size in sweep.tune_at:
+            out += [{**point, **t} for t in tuned]
+        elif interpolated is not None:
+            out.append({**point, **interpolated[size]})
+    return out
+
+
+def untuned_sizes(sweep: Sweep, cfg: RunConfig | None = None) -> list[int]:
+    """The subset sizes of a `tune_at` sweep whose tuned values are interpolated."""
+    if not sweep.tune_at:
+        return []
+    cfg = cfg or RunConfig()
+    sizes = {override(cfg, p).data.subset_size for p in _points(sweep)}
+    return sorted(sizes - set(sweep.tune_at))
+
+
+def tuning_points(sweep: Sweep) -> list[dict[str, Any]]:
+    """The sweep's tuning points (dotted keys); one empty point for a sweep without tuning."""
+    if not sweep.tune:
+        if sweep.tune_samples:
+            raise SweepError(f"sweep '{sweep.name}': tune_samples needs tune={{...}}")
+        return [{}]
+    try:
+        parse_select(sweep.select)
+        return points(sweep.tune, sweep.tune_samples, sweep.tune_seed)
+    except TuningError as e:
+        raise SweepError(f"sweep '{sweep.name}': {e}") from e
 
 
 def locate_data(cfg: RunConfig, cwd: Path, cache: dict[str, str] | None = None) -> RunConfig:
