@@ -67,14 +67,11 @@ def test_the_learning_curve_slopes(demo):
 def test_second_run_trains_nothing(demo):
     out, _, _ = demo
     before = {r.run_id: store.count_trainings(r.path) for r in store.scan(out / "store")}
-    started = time.monotonic()
     proc = scaling_bin("demo", *SMALL, cwd=out.parent)
-    elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "(0 trained now)" in proc.stdout
     after = {r.run_id: store.count_trainings(r.path) for r in store.scan(out / "store")}
     assert after == before
-    assert elapsed < 60
 
 
 @pytest.mark.slow
