@@ -122,8 +122,17 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def read_text(path: epath.Path) -> str:
+    """A file's whole text; on a bucket one GET, a snapshot even while another process
+    replaces the object (a ranged read of a replaced object fails instead)."""
+    if is_remote(path):
+        fs, key = filesystem(path)
+        return fs.cat_file(key).decode()
+    return path.read_text()
+
+
 def read_json(path: epath.Path) -> Any:
-    return json.loads(path.read_text())
+    return json.loads(read_text(path))
 
 
 def init_run(path: epath.Path, cfg: RunConfig) -> None:
@@ -152,7 +161,7 @@ def read_metrics(path: epath.Path) -> list[dict[str, Any]]:
     if not f.exists():
         return []
     out = []
-    for line in f.read_text().splitlines():
+    for line in read_text(f).splitlines():
         with contextlib.suppress(json.JSONDecodeError):
             out.append(json.loads(line))
     return out
@@ -181,7 +190,7 @@ def record_training(path: epath.Path, start_step: int) -> None:
 
 def count_trainings(path: epath.Path) -> int:
     f = path / "trainings.jsonl"
-    return len(f.read_text().splitlines()) if f.exists() else 0
+    return len(read_text(f).splitlines()) if f.exists() else 0
 
 
 # ---------------------------------------------------------------------------
@@ -306,7 +315,10 @@ def run_status(path: epath.Path) -> str:
         return RUNNING
     failure = path / "failure.json"
     if failure.exists():
-        return read_json(failure).get("status", FAILED)
+        try:
+            return read_json(failure).get("status", FAILED)
+        except FileNotFoundError:  # removed meanwhile: the run has just finished
+            return FINISHED if (path / "result.json").exists() else PENDING
     return PENDING
 
 

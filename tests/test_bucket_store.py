@@ -111,7 +111,7 @@ def test_a_run_claim_in_a_bucket_has_exactly_one_winner(bucket):
     assert len(winners) == 1
     (run / "lock").write_text(json.dumps(body))
     with store.claim(run):
-        assert json.loads((run / "lock").read_text())["pid"] == os.getpid()
+        assert store.read_json(run / "lock")["pid"] == os.getpid()
     assert not (run / "lock").exists()
     store.write_json_atomic(run / "result.json", {"a": 1})
     store.write_json_atomic(run / "result.json", {"a": 2})  # replaced in place, no temp files
@@ -121,7 +121,8 @@ def test_a_run_claim_in_a_bucket_has_exactly_one_winner(bucket):
 
 def start_steps(run: epath.Path) -> list[int]:
     """The step each training attempt of a run started at."""
-    return [json.loads(x)["start_step"] for x in (run / "trainings.jsonl").read_text().splitlines()]
+    lines = store.read_text(run / "trainings.jsonl").splitlines()
+    return [json.loads(x)["start_step"] for x in lines]
 
 
 def worker_of_long_run(url: str, min_evals: int, deadline: float) -> int:
@@ -130,7 +131,7 @@ def worker_of_long_run(url: str, min_evals: int, deadline: float) -> int:
     while time.monotonic() < deadline:
         for run in sweep.iterdir() if sweep.exists() else []:
             try:
-                pid = json.loads((run / "lock").read_text())["pid"]
+                pid = store.read_json(run / "lock")["pid"]
             except (FileNotFoundError, json.JSONDecodeError):
                 continue
             if len(store.read_metrics(run)) >= min_evals:
