@@ -206,8 +206,10 @@ def _run_log(path: epath.Path) -> Iterator[None]:
     In a bucket (no appends to a live file there) the log is written locally and appended
     to the run's train.log when the attempt ends.
     """
-    remote = store.is_remote(path)
-    local = tempfile.mkstemp(prefix="scaling-train-", suffix=".log")[1] if remote else None
+    local = None
+    if store.is_remote(path):
+        fd, local = tempfile.mkstemp(prefix="scaling-train-", suffix=".log")
+        os.close(fd)
     handler = logging.FileHandler(local or os.fspath(path / "train.log"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     loggers = [logging.getLogger("scaling"), logging.getLogger("py.warnings")]
