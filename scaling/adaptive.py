@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from etils import epath
 
 from scaling import store
 from scaling.config import override
@@ -47,9 +48,9 @@ class RoundFailed(RuntimeError):
     """Some runs of a round failed or diverged; a relaunch retries the round."""
 
 
-def state_path(store_path: str, sweep: str) -> Path:
+def state_path(store_path: str, sweep: str) -> epath.Path:
     """The state file of a sweep's adaptive rounds, beside its runs (a folder with no config)."""
-    return Path(str(store.run_path(store_path, sweep, "adaptive"))) / "state.json"
+    return store.run_path(store_path, sweep, "adaptive") / "state.json"
 
 
 def load_state(store_path: str, sweep: str) -> dict[str, Any]:
@@ -205,7 +206,7 @@ def round_line(record: dict[str, Any], budget: Budget) -> str:
 
 def states(store_path: str, sweep: str | None = None) -> dict[str, dict[str, Any]]:
     """The adaptive state of every sweep in the store that has one (or of `sweep`)."""
-    root = Path(str(store_path))
+    root = epath.Path(store_path)
     names = [sweep] if sweep else sorted(p.name for p in root.iterdir() if p.is_dir())
     found = {name: load_state(store_path, name) for name in names}
     return {name: state for name, state in found.items() if state["rounds"]}

@@ -3,17 +3,27 @@
 Orbax writes each checkpoint to a temporary directory and renames it when complete,
 so a run killed mid-save resumes from the previous complete checkpoint. Saves are
 synchronous: a checkpoint that `save` returned from is on disk.
+
+A run in a bucket (`s3://`, `gs://`) checkpoints to a local scratch directory, which is
+mirrored through fsspec: each new step is uploaded whole, then `committed.json` (one atomic
+PUT) names the steps a resume may use, then steps no longer kept are deleted. A resume
+downloads only the committed steps, so an upload cut short is never read. (Orbax cannot
+write `s3://` itself: it rewrites the URL into a relative path.)
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import tempfile
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from scaling import store
 from scaling.steps import TrainState
 
 log = logging.getLogger(__name__)
@@ -44,6 +54,9 @@ class Checkpoints:
     """`latest/` (every save, two kept) and `best/` (one kept) under a run's ckpt dir."""
 
     def __init__(self, directory: epath.Path, keep: int = 2) -> None:
+        self.mirror = _Mirror(directory) if store.is_remote(directory) else None
+        if self.mirror:
+            directory = self.mirror.local
         self.latest = ocp.CheckpointManager(
             directory / "latest",
             options=ocp.CheckpointManagerOptions(
@@ -57,6 +70,10 @@ class Checkpoints:
             ),
         )
 
+    def _sync(self) -> None:
+        if self.mirror:
+            self.mirror.upload({"latest": self.latest.all_steps(), "best": self.best.all_steps()})
+
     def save(self, step: int, state: TrainState, meta: dict[str, Any]) -> None:
         if self.latest.latest_step() == step:
             return
@@ -66,6 +83,7 @@ class Checkpoints:
                 state=ocp.args.StandardSave(_saveable(state)), meta=ocp.args.JsonSave(meta)
             ),
         )
+        self._sync()
 
     def save_best(self, state: TrainState, step: int) -> None:
         self.best.wait_until_finished()
@@ -76,6 +94,7 @@ class Checkpoints:
             self.best.save(
                 step, args=ocp.args.Composite(state=ocp.args.StandardSave(_saveable(state)))
             )
+            self._sync()
 
     def restore_latest(self, like: TrainState) -> tuple[TrainState, dict[str, Any]] | None:
         """The newest readable checkpoint (state, meta), or None to start from scratch.
@@ -103,6 +122,41 @@ class Checkpoints:
         self.best.wait_until_finished()
         self.latest.close()
         self.best.close()
+        if self.mirror:
+            shutil.rmtree(self.mirror.local, ignore_errors=True)
+
+
+class _Mirror:
+    """A bucket checkpoint directory mirrored in a local scratch directory (see above)."""
+
+    def __init__(self, remote: epath.Path) -> None:
+        self.fs, self.root = store.filesystem(remote)
+        self.local = epath.Path(tempfile.mkdtemp(prefix="scaling-ckpt-"))
+        self.committed = self._read()
+        for kind, steps in self.committed.items():
+            for step in steps:
+                self.fs.get(f"{self.root}/{kind}/{step}", str(self.local / kind / str(step)),
+                            recursive=True)  # fmt: skip
+
+    def _read(self) -> dict[str, list[int]]:
+        try:
+            return json.loads(self.fs.cat_file(f"{self.root}/committed.json"))
+        except FileNotFoundError:
+            return {"latest": [], "best": []}
+
+    def upload(self, steps: dict[str, list[int]]) -> None:
+        """Upload new steps, commit the list of kept ones, then delete the others."""
+        for kind, kept in steps.items():
+            for step in set(kept) - set(self.committed[kind]):
+                target = f"{self.root}/{kind}/{step}"
+                if self.fs.exists(target):  # an upload cut short, never committed
+                    self.fs.rm(target, recursive=True)
+                self.fs.put(str(self.local / kind / str(step)), target, recursive=True)
+        self.fs.pipe_file(f"{self.root}/committed.json", json.dumps(steps).encode())
+        for kind, kept in steps.items():
+            for step in set(self.committed[kind]) - set(kept):
+                self.fs.rm(f"{self.root}/{kind}/{step}", recursive=True)
+        self.committed = {kind: list(kept) for kind, kept in steps.items()}
 
 
 def _restore_newest(manager: ocp.CheckpointManager, args: ocp.args.Composite) -> Any:

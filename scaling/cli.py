@@ -10,6 +10,8 @@ import time
 import warnings
 from pathlib import Path
 
+from etils import epath
+
 from scaling import store
 from scaling.config import ConfigError, parse_overrides
 from scaling.sweep import SweepError
@@ -201,6 +203,8 @@ def _adaptive(args: argparse.Namespace, sweep, runs) -> int:
 
     if not args.budget or args.dry_run:
         raise UsageError("--adaptive needs --budget (e.g. 2h or 5e6ex) and no --dry-run")
+    if store.is_remote(args.store):  # its round files are sweep files that Python imports
+        raise UsageError(f"--adaptive needs a store on a file system, not '{args.store}'")
     q = plan.parse_question(args.question, metric=args.metric, cls=args.cls, split=args.split)
     budget = plan.parse_budget(args.budget)
     trackers = _trackers(args, args.store)
@@ -278,7 +282,7 @@ def _dry_run(sweep, runs, store_path: str, *, calibrate: bool, workers: int | No
     row saying where its throughput (and a whole-pool run its size) came from."""
     from scaling import cost, results
 
-    table = results.collect(store_path, sweep.name) if Path(store_path).exists() else None
+    table = results.collect(store_path, sweep.name) if epath.Path(store_path).exists() else None
     statuses = [store.run_status(store.run_path(store_path, sweep.name, r.run_id)) for r in runs]
     device = cost.device_kind(sweep.resources)
     costs = cost.sweep_costs(runs, statuses, table, device, calibrated=calibrate)
@@ -376,7 +380,7 @@ def _table(store_path: str, sweep: str | None = None, *, all_runs: bool = True):
     """The results table; without `all_runs`, only the selected runs (tuning winners)."""
     from scaling import results
 
-    if not Path(store_path).exists():
+    if not epath.Path(store_path).exists():
         raise UsageError(f"store '{store_path}' does not exist")
     table = results.collect(store_path, sweep)
     if table.empty:

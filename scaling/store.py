@@ -12,7 +12,9 @@
 
 A run without `result.json` is not finished; nothing partial is ever read as a result.
 Paths go through `etils.epath`, so a store can live on a shared filesystem or in a bucket
-(locking is atomic on POSIX filesystems, best effort on object stores).
+(`s3://`, `gs://`, through fsspec). Locks are created atomically on both: `O_EXCL` on a
+filesystem, a create-if-absent PUT (`If-None-Match: *` on S3, generation 0 on GCS) on a
+bucket. On a bucket every JSON is one whole-object PUT, which replaces atomically.
 """
 
 from __future__ import annotations
@@ -27,10 +29,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import fsspec
 from etils import epath
 
 from scaling import __version__
 from scaling.config import RunConfig, from_dict, run_id, to_dict
+
+# Bucket directory listings are never cached (epath and this module share fsspec's
+# filesystems): other processes write the same store, and a cached listing would hide a
+# result or a lock that appeared since.
+for _protocol in ("s3", "gcs", "gs"):
+    fsspec.config.conf.setdefault(_protocol, {}).setdefault("use_listings_cache", False)
 
 LOCK_STALE_AFTER_S = 120.0
 _HEARTBEAT_S = 10.0
@@ -74,19 +83,30 @@ def store_root(path: epath.Path) -> epath.Path:
     return path.parent.parent
 
 
-def _is_local(path: epath.Path) -> bool:
-    return "://" not in str(path)
+def is_remote(path: str | os.PathLike) -> bool:
+    """Whether `path` is on an object store (a URL such as `s3://bucket/prefix`)."""
+    return "://" in os.fspath(path)
+
+
+def filesystem(path: str | os.PathLike) -> tuple[Any, str]:
+    """The fsspec filesystem of a bucket path, and the path as that filesystem names it."""
+    return fsspec.core.url_to_fs(os.fspath(path))
 
 
 def write_json_atomic(path: epath.Path, obj: Any) -> None:
     """Write JSON to a temporary file beside `path`, then replace `path` with it atomically.
 
     An existing file is replaced (a re-launch rewrites failure.json); readers see the old
-    or the new content, never a mix.
+    or the new content, never a mix. On an object store one PUT of the whole object is
+    already atomic, so it is written in place.
     """
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
+    if is_remote(path):
+        path.write_text(text)
+        return
     tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+        tmp.write_text(text)
         tmp.replace(path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -102,8 +122,17 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def read_text(path: epath.Path) -> str:
+    """A file's whole text; on a bucket one GET, a snapshot even while another process
+    replaces the object (a ranged read of a replaced object fails instead)."""
+    if is_remote(path):
+        fs, key = filesystem(path)
+        return fs.cat_file(key).decode()
+    return path.read_text()
+
+
 def read_json(path: epath.Path) -> Any:
-    return json.loads(path.read_text())
+    return json.loads(read_text(path))
 
 
 def init_run(path: epath.Path, cfg: RunConfig) -> None:
@@ -132,7 +161,7 @@ def read_metrics(path: epath.Path) -> list[dict[str, Any]]:
     if not f.exists():
         return []
     out = []
-    for line in f.read_text().splitlines():
+    for line in read_text(f).splitlines():
         with contextlib.suppress(json.JSONDecodeError):
             out.append(json.loads(line))
     return out
@@ -161,7 +190,7 @@ def record_training(path: epath.Path, start_step: int) -> None:
 
 def count_trainings(path: epath.Path) -> int:
     f = path / "trainings.jsonl"
-    return len(f.read_text().splitlines()) if f.exists() else 0
+    return len(read_text(f).splitlines()) if f.exists() else 0
 
 
 # ---------------------------------------------------------------------------
@@ -195,18 +224,43 @@ def _lock_body() -> str:
 
 
 def _try_create(lock: epath.Path) -> bool:
-    if _is_local(lock):
+    """Create `lock` only if absent, atomically; False when it exists."""
+    if is_remote(lock):  # a conditional PUT: If-None-Match: * (S3), ifGenerationMatch=0 (GCS)
+        fs, key = filesystem(lock)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fs.pipe_file(key, _lock_body().encode(), mode="create")
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w") as f:
-            f.write(_lock_body())
         return True
-    if lock.exists():
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
         return False
-    lock.write_text(_lock_body())
+    with os.fdopen(fd, "w") as f:
+        f.write(_lock_body())
     return True
+
+
+def _take_over(lock: epath.Path) -> bool:
+    """Replace a stale lock by ours; False when another process changed it first.
+
+    On S3 the lock is overwritten only if it is still the version judged stale (a PUT with
+    `If-Match: <etag>`), so of two processes taking over the same lock one wins. Elsewhere
+    it is removed and created afresh.
+    """
+    if os.fspath(lock).startswith("s3://"):
+        fs, key = filesystem(lock)
+        try:
+            etag = fs.info(key)["ETag"]
+            if not _lock_is_stale(lock):  # the content now, at least as new as `etag`
+                return False
+            fs.pipe_file(key, _lock_body().encode(), IfMatch=etag)
+        except OSError:  # gone (not found) or changed meanwhile (precondition failed)
+            return False
+        return True
+    with contextlib.suppress(FileNotFoundError):
+        lock.unlink()
+    return _try_create(lock)
 
 
 @contextlib.contextmanager
@@ -220,9 +274,7 @@ def claim(path: epath.Path) -> Iterator[None]:
     if not _try_create(lock):
         if not _lock_is_stale(lock):
             raise LockHeld(f"run {path.name} is being trained by another process")
-        with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
-        if not _try_create(lock):
+        if not _take_over(lock):
             raise LockHeld(f"run {path.name} was claimed by another process")
     stop = threading.Event()
 
@@ -263,7 +315,10 @@ def run_status(path: epath.Path) -> str:
         return RUNNING
     failure = path / "failure.json"
     if failure.exists():
-        return read_json(failure).get("status", FAILED)
+        try:
+            return read_json(failure).get("status", FAILED)
+        except FileNotFoundError:  # removed meanwhile: the run has just finished
+            return FINISHED if (path / "result.json").exists() else PENDING
     return PENDING
 
 

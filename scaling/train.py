@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import socket
+import tempfile
 import time
 import traceback
 import warnings
@@ -200,8 +201,16 @@ def attempt(
 
 @contextlib.contextmanager
 def _run_log(path: epath.Path) -> Iterator[None]:
-    """This package's log records and Python warnings go to the run's train.log meanwhile."""
-    handler = logging.FileHandler(os.fspath(path / "train.log"))
+    """This package's log records and Python warnings go to the run's train.log meanwhile.
+
+    In a bucket (no appends to a live file there) the log is written locally and appended
+    to the run's train.log when the attempt ends.
+    """
+    local = None
+    if store.is_remote(path):
+        fd, local = tempfile.mkstemp(prefix="scaling-train-", suffix=".log")
+        os.close(fd)
+    handler = logging.FileHandler(local or os.fspath(path / "train.log"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     loggers = [logging.getLogger("scaling"), logging.getLogger("py.warnings")]
     for logger in loggers:
@@ -217,6 +226,10 @@ def _run_log(path: epath.Path) -> Iterator[None]:
             logger.removeHandler(handler)
             logger.propagate = True
         handler.close()
+        if local:
+            with open(local) as src, (path / "train.log").open("a") as dst:
+                dst.write(src.read())
+            os.unlink(local)
 
 
 def _train_and_evaluate(
