@@ -22,7 +22,7 @@ temporary files or locks left; no process of the harness left; the last driver's
 matches the store. One JSON line per fault (kind, t, run, phase), then one with the totals;
 exit 1 if any invariant fails.
 
-    python benchmarks/chaos.py --faults 50 --seed 0 [--runs 8]
+    python benchmarks/chaos.py --faults 50 --seed 0 [--runs 16]
 """
 
 from __future__ import annotations
@@ -344,7 +344,7 @@ def check(reference: dict, chaos: Storm, runs: int) -> dict:
     leftovers = sorted(
         str(p.relative_to(chaos.root))
         for p in chaos.root.rglob("*")
-        if p.name == "lock" or ".tmp" in p.name or "orbax-checkpoint-tmp" in p.name
+        if p.name.startswith("lock") or ".tmp" in p.name or "orbax-checkpoint-tmp" in p.name
     )
     summary = SUMMARY.search(chaos.last_output)
     finished = int(summary.group(1)) if summary else -1
@@ -375,7 +375,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--faults", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--runs", type=int, default=8)
+    p.add_argument("--runs", type=int, default=16)
     p.add_argument("--every", type=float, default=6.0, help="most seconds between faults")
     p.add_argument("--work", type=Path, help="folder for data, stores and Ray (default: temp)")
     return p.parse_args(argv)

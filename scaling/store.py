@@ -232,12 +232,16 @@ def _try_create(lock: epath.Path) -> bool:
         except FileExistsError:
             return False
         return True
+    # Written whole beside it, then hard-linked into place: the link is the atomic
+    # create-if-absent, and no reader ever sees a lock without its body.
+    tmp = lock.parent / f".{lock.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp.write_text(_lock_body())
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        os.link(tmp, lock)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        f.write(_lock_body())
+    finally:
+        tmp.unlink()
     return True
 
 
@@ -246,7 +250,9 @@ def _take_over(lock: epath.Path) -> bool:
 
     On S3 the lock is overwritten only if it is still the version judged stale (a PUT with
     `If-Match: <etag>`), so of two processes taking over the same lock one wins. Elsewhere
-    it is removed and created afresh.
+    the taker first creates `lock.takeover` (create-only, so one process at a time), judges
+    the lock again under it, then removes it and creates its own: without that guard, a
+    process that judged the old lock stale could remove the one just taken over.
     """
     if os.fspath(lock).startswith("s3://"):
         fs, key = filesystem(lock)
@@ -258,9 +264,23 @@ def _take_over(lock: epath.Path) -> bool:
         except OSError:  # gone (not found) or changed meanwhile (precondition failed)
             return False
         return True
-    with contextlib.suppress(FileNotFoundError):
-        lock.unlink()
-    return _try_create(lock)
+    guard = lock.parent / f"{lock.name}.takeover"
+    if not _try_create(guard):
+        if not _lock_is_stale(guard):  # another process is taking over right now
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            guard.unlink()  # left by a process that died mid-takeover
+        if not _try_create(guard):
+            return False
+    try:
+        if not _lock_is_stale(lock):
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+        return _try_create(lock)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            guard.unlink()
 
 
 @contextlib.contextmanager
