@@ -49,21 +49,11 @@ from etils import epath
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.orchestrate import SHAPE  # noqa: E402
 from scaling import store  # noqa: E402
 from scaling.data.synthetic import write_code_dataset  # noqa: E402
 
-RUN = {
-    "sample_rate": 100.0,
-    "length": 256,
-    "val_fraction": 0.2,
-    "test_fraction": 0.2,
-    "train.batch_size": 16,
-    "eval.batch_size": 64,
-    "max_steps": 240,
-    "eval_every": 30,
-    "early_stopping": 0,
-    "bootstrap": 50,
-}
+RUN = {**SHAPE, "max_steps": 240, "eval_every": 30, "early_stopping": 0, "bootstrap": 50}
 """The demo experiment at test size, long enough (8 checkpoints) for faults to land mid-run."""
 
 SWEEP = """
