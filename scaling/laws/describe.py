@@ -41,7 +41,8 @@ def describe(fit: MetricFit) -> str:
         for name, v in law.params.items()
     ]
     if fit.law.x.ndim == 1:
-        lines.append(f"  tends to {fit.metric} {format_ci(*asymptote(fit))}")
+        unresolved = " (no floor resolved)" if "E" in law.params and caveat(law, "E") else ""
+        lines.append(f"  tends to {fit.metric} {format_ci(*asymptote(fit))}{unresolved}")
     lines.append(f"  Huber loss {law.loss:.3g}, AIC {law.aic:.1f}, BIC {law.bic:.1f}")
     return "\n".join(lines)
 
