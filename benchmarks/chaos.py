@@ -3,7 +3,8 @@
 Starts a Ray head on 127.0.0.1 (its own ports and temp dir, every process ended by id at the
 end), writes small synthetic CODE-layout data, runs a reference sweep of `--runs` tiny runs
 undisturbed, then runs the same sweep into a second store while a seeded scheduler injects
-`--faults` faults at random moments, drawn from:
+`--faults` faults at random moments (if the sweep finishes first, it runs again into a third
+store, and so on, so that a fast machine takes the same storm), drawn from:
 
 - `worker`: SIGKILL of a training worker, in whatever phase it is (start-up and data loading,
   a step, an evaluation, a checkpoint or result write);
@@ -148,7 +149,7 @@ class Storm:
 
     def launch(self, count: int = 1) -> None:
         for _ in range(count):
-            log = self.work / "drivers" / f"{len(self.groups)}.log"
+            log = self.work / "drivers" / f"{self.root.name}-{len(self.groups)}.log"
             log.parent.mkdir(exist_ok=True)
             with log.open("w") as out:
                 proc = subprocess.Popen(
@@ -184,7 +185,8 @@ class Storm:
         return held
 
     def record(self, kind: str, run: Path | None, phase: str) -> None:
-        event = {"fault": kind, "t": round(time.monotonic() - self.started, 1),
+        event = {"fault": kind, "store": self.root.name,
+                 "t": round(time.monotonic() - self.started, 1),
                  "run": run.name if run else None, "phase": phase}  # fmt: skip
         self.log.append(event)
         print(json.dumps(event), flush=True)
@@ -223,7 +225,7 @@ class Storm:
             return True
         held = self.running()
         if kind == "checkpoint":
-            held = [(run, pid) for run, pid in held if len(committed(run)) >= 2]
+            held = [(run, pid) for run, pid in held if committed(run)]
         if not held:
             return False
         run, pid = self.rng.choice(held)
@@ -299,40 +301,59 @@ def results(root: Path) -> dict[str, dict]:
     }
 
 
-def storm(args: argparse.Namespace, work: Path, sweep: Path, address: str) -> tuple[Storm, dict]:
-    """Run the sweep into a fresh store through `args.faults` faults, drawn from shuffled decks
-    of every kind (a kind with nothing to hit right now waits for the next tick)."""
+def storm(args: argparse.Namespace, work: Path, sweep: Path, address: str) -> list[Storm]:
+    """Run the sweep through `args.faults` faults, drawn from shuffled decks of every kind (a
+    kind with nothing to hit right now waits for the next tick). A sweep that finishes before
+    every fault has landed (a fast machine) is run again into a fresh store, so the storm's
+    size does not depend on the machine's speed."""
     rng = random.Random(args.seed)
-    chaos = Storm(rng, work, sweep, work / "storm", address)
-    chaos.launch()
     deck: list[str] = []
-    injected, done = 0, False
-    while not done:
-        time.sleep(rng.uniform(0.5, args.every))
-        done = chaos.reap()
-        if injected < args.faults and not done:
-            deck = deck or rng.sample(KINDS, len(KINDS))
-            hit = next((kind for kind in deck if chaos.inject(kind)), None)
-            if hit:
-                deck.remove(hit)
-                injected += 1
-        if not chaos.drivers and not done:
-            chaos.launch()  # a driver that ended with failures: launch again, as a user would
-    for proc in chaos.drivers:  # a second relaunch still running finds everything finished
-        proc.wait(timeout=600)
-    chaos.reap()
-    return chaos, {"faults": injected, "by_kind": Counter(e["fault"] for e in chaos.log)}
+    rounds: list[Storm] = []
+    while sum(len(r.log) for r in rounds) < args.faults and len(rounds) < args.faults:
+        chaos = Storm(rng, work, sweep, work / f"storm-{len(rounds)}", address)
+        rounds.append(chaos)
+        chaos.launch()
+        done = False
+        while not done:
+            time.sleep(rng.uniform(0.5, args.every))
+            done = chaos.reap()
+            if sum(len(r.log) for r in rounds) < args.faults and not done:
+                deck = deck or rng.sample(KINDS, len(KINDS))
+                hit = next((kind for kind in deck if chaos.inject(kind)), None)
+                if hit:
+                    deck.remove(hit)
+            if not chaos.drivers and not done:
+                chaos.launch()  # a driver that ended with failures: launch again, as a user would
+        for proc in chaos.drivers:  # a second relaunch still running finds everything finished
+            proc.wait(timeout=600)
+        chaos.reap()
+    return rounds
 
 
-def check(reference: dict, chaos: Storm, runs: int) -> dict:
+def check(reference: dict, rounds: list[Storm]) -> dict:
+    """The invariants over every round's store, and the faults by kind."""
+    each = [check_round(reference, chaos) for chaos in rounds]
+    log = [event for chaos in rounds for event in chaos.log]
+    return {
+        "faults": len(log),
+        "rounds": len(rounds),
+        "by_kind": Counter(e["fault"] for e in log),
+        **{key: sum(r[key] for r in each) for key in ("lost", "mismatched", "retrained_from_zero")},
+        "leftovers": [path for r in each for path in r["leftovers"]],
+        "summary_matches_store": all(r["summary_matches_store"] for r in each),
+    }
+
+
+def check_round(reference: dict, chaos: Storm) -> dict:
     got = results(chaos.root)
+    runs = len(reference)
     lost = runs - len(got)
     mismatched = sorted(rid for rid, r in got.items() if r != reference.get(rid))
     retrained = sorted(
         s.run_id for s in store.scan(chaos.root, "chaos") if restarted_needlessly(s.path, chaos)
     )
     leftovers = sorted(
-        str(p.relative_to(chaos.root))
+        str(p.relative_to(chaos.work))
         for p in chaos.root.rglob("*")
         if p.name.startswith("lock") or ".tmp" in p.name or "orbax-checkpoint-tmp" in p.name
     )
@@ -384,9 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         sweep_once(work, sweep, work / "reference", head.address)
         reference = results(work / "reference")
         reference_s = round(time.monotonic() - started, 1)
-        chaos, totals = storm(args, work, sweep, head.address)
-        groups |= chaos.groups
-        totals |= check(reference, chaos, len(reference)) | {"reference_s": reference_s}
+        rounds = storm(args, work, sweep, head.address)
+        groups |= {g for chaos in rounds for g in chaos.groups}
+        totals = check(reference, rounds) | {"reference_s": reference_s}
     finally:
         head.stop()
     stray = survivors(groups)

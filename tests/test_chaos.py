@@ -16,7 +16,7 @@ from conftest import REPO
 def test_a_seeded_storm_of_every_kind_of_fault_loses_and_changes_nothing(tmp_path):
     run = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "chaos.py"), "--faults", "8", "--runs", "4",
-         "--every", "4", "--seed", "1", "--work", str(tmp_path)],
+         "--every", "2", "--seed", "1", "--work", str(tmp_path)],
         capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
