@@ -27,6 +27,13 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 # single-machine mode; `scaling` sets the same for loopback addresses).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
+# A suite started in the background by a non-interactive shell inherits SIGINT ignored, and so
+# would every `scaling` it starts (an ignored signal survives exec): the Ctrl-C tests need it
+# delivered. A handler here is reset to the default in each child, where Python raises
+# KeyboardInterrupt again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
