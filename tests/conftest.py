@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -72,6 +73,23 @@ def scaling_bin(
     return subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def race(attempt, contenders: int = 8) -> int:
+    """How many of `contenders` threads, released at once, see `attempt()` return True."""
+    barrier, winners = threading.Barrier(contenders), []
+
+    def contend() -> None:
+        barrier.wait()
+        if attempt():
+            winners.append(threading.get_ident())
+
+    threads = [threading.Thread(target=contend) for _ in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(winners)
 
 
 def _free_port() -> int:

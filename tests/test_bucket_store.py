@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
 import fsspec
 import pytest
-from conftest import TINY, _free_port, scaling_bin
+from conftest import TINY, _free_port, race, scaling_bin
 from etils import epath
 
 from scaling import store
@@ -73,19 +72,7 @@ def keys(url: str) -> list[str]:
 
 def test_a_run_claim_in_a_bucket_has_exactly_one_winner(bucket):
     run = epath.Path(f"{bucket}/claims/r1")
-    winners, barrier = [], threading.Barrier(8)
-
-    def contend() -> None:
-        barrier.wait()
-        if store._try_create(run / "lock"):
-            winners.append(threading.get_ident())
-
-    threads = [threading.Thread(target=contend) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(winners) == 1
+    assert race(lambda: store._try_create(run / "lock")) == 1
     # A lock whose heartbeat is fresh is held, even by a process on another host ...
     body = {"host": "elsewhere", "pid": 1, "heartbeat": time.time()}
     (run / "lock").write_text(json.dumps(body))
@@ -95,20 +82,7 @@ def test_a_run_claim_in_a_bucket_has_exactly_one_winner(bucket):
     # several contenders (a conditional overwrite of the stale version).
     body["heartbeat"] = time.time() - store.LOCK_STALE_AFTER_S - 1
     (run / "lock").write_text(json.dumps(body))
-    winners.clear()
-    barrier = threading.Barrier(8)
-
-    def take_over() -> None:
-        barrier.wait()
-        if store._take_over(run / "lock"):
-            winners.append(threading.get_ident())
-
-    threads = [threading.Thread(target=take_over) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(winners) == 1
+    assert race(lambda: store._take_over(run / "lock")) == 1
     (run / "lock").write_text(json.dumps(body))
     with store.claim(run):
         assert store.read_json(run / "lock")["pid"] == os.getpid()

@@ -3,10 +3,10 @@
 import json
 import multiprocessing
 import os
-import threading
 import time
 
 import pytest
+from conftest import race
 from etils import epath
 
 from scaling import store
@@ -62,25 +62,11 @@ def test_lock_of_a_killed_process_is_recovered(run):
         assert json.loads((run / "lock").read_text())["pid"] == os.getpid()
 
 
-def _take_over(run: epath.Path, barrier: threading.Barrier, winners: list[int]) -> None:
-    barrier.wait()
-    if store._take_over(run / "lock"):
-        winners.append(threading.get_ident())
-
-
 def test_a_stale_lock_is_taken_over_by_exactly_one_of_many_contenders(run):
     body = {"host": "elsewhere", "pid": 1, "heartbeat": time.time() - store.LOCK_STALE_AFTER_S - 1}
     for _ in range(20):  # each round: 8 threads judge the same stale lock at once
         (run / "lock").write_text(json.dumps(body))
-        barrier, winners = threading.Barrier(8), []
-        threads = [
-            threading.Thread(target=_take_over, args=(run, barrier, winners)) for _ in range(8)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert len(winners) == 1
+        assert race(lambda: store._take_over(run / "lock")) == 1
         assert store.read_json(run / "lock")["pid"] == os.getpid()
         assert not (run / "lock.takeover").exists()
 
