@@ -55,6 +55,7 @@ GRID_SIZES = [1000, 3129, 9791, 30639, 95873, 300000, POOL]
 NOISES = (0.022, 0.05)
 LAWS = [(alpha, e) for alpha in (0.3, 0.6) for e in (0.03, 0.1)]  # (alpha, E)
 TARGET_RATIO, TARGET_COVERAGE, TARGET_PLAN_S = 0.5, 0.90, 30.0
+ROUNDS = 4  # adaptive rounds in the budget: each G/2, a quarter of the repeated grid's cost
 
 
 def truth(alpha: float, e: float) -> dict[str, float]:
@@ -97,7 +98,7 @@ def adaptive_study(law, q, sigma, rng, n_bootstrap, target: float, budget: float
     answer, and its width."""
     x = [float(s) for s in GRID_SIZES[:4] for _ in range(2)]
     y = list(errors(law, x, sigma, rng))
-    spent, per_round = float(sum(x)), budget / 4
+    spent, per_round = float(sum(x)), budget / ROUNDS
     candidates = [Candidate(float(s), s, float(s)) for s in _candidates()]
     law_fit = refit(x, y, n_bootstrap)
     answer = _answer(law_fit, q)

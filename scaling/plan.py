@@ -271,8 +271,13 @@ def plan_batch(
     or the expected width is under `tolerance`. `used_seeds` maps a subset_size to its seeds.
 
     The expected width is 2·t(dof)·sd by the delta method, times `calibration` (the current
-    interval over that width now); a pick at a new size also adds a degree of freedom."""
+    interval over that width now); a pick at a new size also adds a degree of freedom.
+    While a size-for interval is unbounded (some refits never reach the target), no pick can
+    be seen to narrow it: the batch is planned for the metric at the size answered now."""
     answer = current_answer(law, q)
+    if not math.isfinite(answer.width):
+        at = Question("metric-at", q.metric, q.cls, q.split, at=10.0**answer.value)
+        return plan_batch(law, at, candidates, budget, used_seeds=used_seeds)
     sigma, sizes = noise(law), set(law.x.tolist())
     jac, g = gradients(law, q, law.x)
     cov = _covariance(jac, law.weights, sigma)

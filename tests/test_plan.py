@@ -209,3 +209,18 @@ def test_a_target_out_of_reach_plans_for_the_asymptote(study):
     )
     assert f"planning for auroc macro on test at {10 * pool:,} exams instead" in out.stdout
     assert (cwd / "plan_study.py").exists()
+
+
+def test_an_unbounded_size_for_interval_plans_for_the_metric_at_the_answer():
+    """Refits whose floor lies above the target never reach it: the interval is unbounded, so
+    the batch is planned for the metric at the answered size (before: every pick at the
+    cheapest size, since no pick could be seen to narrow an infinite width)."""
+    law = planted_law()
+    q = Question("size-for", target=1 - (law.params["E"] + 0.004))  # just above the floor
+    answer = current_answer(law, q)
+    assert math.isfinite(answer.value) and answer.high == math.inf
+    candidates = [Candidate(float(s), s, s / 10) for s in (20, 40, 80, 160, 320, 640)]
+    plan = plan_batch(law, q, candidates, Budget(300, "examples"))
+    assert plan.question.kind == "metric-at" and plan.question.at == pytest.approx(10**answer.value)
+    assert plan.picks and math.isfinite(plan.width_after) and plan.width_after < plan.answer.width
+    assert {p.subset_size for p in plan.picks} != {20}
