@@ -149,18 +149,18 @@ def fit(
     law = _form(form)
     x, y, weights, groups = _checked(x, y, weights, groups, law)
     noise = _seed_noise(x, y, groups)
-    x, y, weights, samples = _data_and_resamples(x, y, weights, groups, n_bootstrap, seed)
+    x, y, weights, resamples = _data_and_resamples(x, y, weights, groups, n_bootstrap, seed)
     _check_enough(x, y, law)
     if law.x_columns == 1:
         check_falls(x, y, weights)
-    return _fit_form(law, x, y, weights, samples, delta, noise)
+    return _fit_form(law, x, y, weights, resamples, delta, noise)
 
 
 def fit_means(x: np.ndarray, y: np.ndarray, weights: np.ndarray, form: str, delta: float) -> LawFit:
     """`fit` without bootstrap or trend check, of checked per-x means (for backtests)."""
     law = _form(form)
     _check_enough(x, y, law)
-    return _fit_form(law, x, y, weights, [], delta, np.nan)
+    return _fit_form(law, x, y, weights, _no_resamples(y), delta, np.nan)
 
 
 # ---------------------------------------------------------------------------
@@ -272,13 +272,20 @@ def _seed_noise(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> floa
     return float(np.sqrt((spread["var"] * (spread["size"] - 1)).sum() / dof)) if dof else np.nan
 
 
+def _no_resamples(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.empty((0, len(y))), np.empty((0, len(y)))
+
+
 def _data_and_resamples(x, y, weights, groups, n_bootstrap: int, seed: int):
-    """The points to fit (x, y, weights) and `n_bootstrap` resampled (x, y, weights) triples."""
+    """The points to fit (x, y, weights) and `n_bootstrap` resamples of them as rows of y and
+    of weights (each (n_bootstrap, len(y)), over the same x): a point drawn c times weighs c
+    times its weight, one not drawn weighs 0."""
     rng = np.random.default_rng(seed)
     if groups is None:
         weights = np.ones_like(y) if weights is None else weights
         index = rng.integers(0, len(y), size=(n_bootstrap, len(y)))
-        return x, y, weights, [(x[i], y[i], weights[i]) for i in index]
+        counts = (index[:, :, None] == np.arange(len(y))).sum(axis=1)  # (n_bootstrap, n)
+        return x, y, weights, (np.tile(y, (n_bootstrap, 1)), counts * weights)
     # one value per (x, group): the group's mean; one point per x: the mean over its groups
     x_rows = x.reshape(len(x), -1)
     cells = pd.DataFrame(x_rows).assign(group=groups, y=y)
@@ -292,14 +299,14 @@ def _data_and_resamples(x, y, weights, groups, n_bootstrap: int, seed: int):
     # m − 1 draws from the m groups at an x: an unbiased variance (s²/m) of their mean
     draws = [v[rng.integers(0, len(v), (n_bootstrap, max(len(v) - 1, 1)))].mean(1) for v in values]
     y_boot = np.column_stack(draws) if values else np.empty((n_bootstrap, 0))
-    return x_used, y_used, weights, [(x_used, yb, weights) for yb in y_boot]
+    return x_used, y_used, weights, (y_boot, np.tile(weights, (n_bootstrap, 1)))
 
 
 # ---------------------------------------------------------------------------
 # The fit itself
 
 
-def _fit_form(form: Form, x, y, weights, samples, delta: float, noise: float) -> LawFit:
+def _fit_form(form: Form, x, y, weights, resamples, delta: float, noise: float) -> LawFit:
     lx, ly = np.log(x), np.log(y)
     bounds = form.bounds(lx, ly)
     grid = form.start_grid(lx, ly)
@@ -307,12 +314,8 @@ def _fit_form(form: Form, x, y, weights, samples, delta: float, noise: float) ->
     starts = grid[np.argsort(np.where(np.isfinite(losses), losses, np.inf))[:N_STARTS]]
     with threadpool_limits(1, "blas"):  # BLAS threads only slow L-BFGS-B on tiny problems
         theta = _minimise(form, lx, ly, weights, starts, bounds, delta)
-        boot = np.array(
-            [
-                _minimise(form, np.log(xb), np.log(yb), wb, theta[None], bounds, delta)
-                for xb, yb, wb in samples
-            ]
-        ).reshape(len(samples), len(theta))
+        y_rows, w_rows = resamples
+        boot = _minimise_rows(form, lx, np.log(y_rows), w_rows, theta, bounds, delta)
     params, boot_params = form.decode(theta), form.decode(boot)
     residuals = form.log_predict(theta, lx) - ly
     ci = (
@@ -359,6 +362,90 @@ def _at_bounds(form: Form, bounds: list, thetas: np.ndarray) -> tuple[str, ...]:
 def _huber(residuals: np.ndarray, weights: np.ndarray, delta: float) -> np.ndarray:
     """Weighted mean Huber loss over the last axis, divided by delta (so it is O(|r|))."""
     return special.huber(delta, residuals) @ weights / (weights.sum() * delta)
+
+
+BFGS_ITERATIONS = 400
+LINE_SEARCH_HALVINGS = 30
+FTOL, GTOL = 1e-12, 1e-9  # as the L-BFGS-B options of `_minimise`
+
+
+def _minimise_rows(form: Form, lx, ly, weights, start, bounds, delta: float) -> np.ndarray:
+    """One fit per row of `ly` and `weights` (B, n), all over the same log x, each from `start`:
+    projected BFGS vectorised over the rows (the bootstrap refits of a curve in one pass).
+
+    Each row keeps its own inverse Hessian; a step is the quasi-Newton direction over the
+    variables not held at a bound, clipped to the bounds and halved until it decreases the
+    loss enough (Armijo). A row stops when its loss stops falling (relative change ≤ FTOL),
+    its projected gradient is below GTOL or no step decreases it.
+    """
+    rows, k = ly.shape[0], len(start)
+    if rows == 0:
+        return np.empty((0, k))
+    lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
+    hi = np.array([np.inf if b[1] is None else b[1] for b in bounds])
+    scale = weights / (weights.sum(axis=1, keepdims=True) * delta)
+
+    def loss(theta: np.ndarray, at: np.ndarray) -> np.ndarray:
+        r = form.log_predict(theta, lx) - ly[at]
+        return np.sum(scale[at] * special.huber(delta, r), axis=1)
+
+    def gradient(theta: np.ndarray, at: np.ndarray) -> np.ndarray:
+        log_pred = form.log_predict(theta, lx)
+        pull = scale[at] * np.clip(log_pred - ly[at], -delta, delta)
+        return np.einsum("bn,bnk->bk", pull, form.jacobian(theta, lx, log_pred))
+
+    theta = np.tile(np.clip(start, lo, hi), (rows, 1))
+    every = np.arange(rows)
+    f, g = loss(theta, every), gradient(theta, every)
+    inverse = np.tile(np.eye(k), (rows, 1, 1))
+    fresh = np.ones(rows, bool)  # the inverse Hessian is still the identity
+    live = every[np.isfinite(f)]
+    for _ in range(BFGS_ITERATIONS):
+        if not len(live):
+            break
+        th, gr, fl = theta[live], g[live], f[live]
+        free = ~(((th <= lo) & (gr > 0)) | ((th >= hi) & (gr < 0)))
+        done = np.max(np.abs(gr * free), axis=1) <= GTOL
+        direction = -np.einsum("bij,bj->bi", inverse[live], gr * free) * free
+        uphill = np.sum(direction * gr, axis=1) >= 0
+        direction[uphill] = -(gr * free)[uphill]
+        # backtracking, all pending rows at once
+        step, new, f_new = np.ones(len(live)), th.copy(), fl.copy()
+        pending = np.flatnonzero(~done)
+        for _ in range(LINE_SEARCH_HALVINGS):
+            if not len(pending):
+                break
+            trial = np.clip(th[pending] + step[pending, None] * direction[pending], lo, hi)
+            f_trial = loss(trial, live[pending])
+            decrease = np.sum(gr[pending] * (trial - th[pending]), axis=1)
+            accept = np.isfinite(f_trial) & (f_trial <= fl[pending] + 1e-4 * decrease)
+            new[pending[accept]], f_new[pending[accept]] = trial[accept], f_trial[accept]
+            step[pending[~accept]] /= 2
+            pending = pending[~accept]
+        moved = ~done & np.isin(np.arange(len(live)), pending, invert=True)
+        stalled = ~done & ~moved
+        g_new = gr.copy()
+        if moved.any():
+            g_new[moved] = gradient(new[moved], live[moved])
+        s, y = new - th, g_new - gr
+        sy = np.sum(s * y, axis=1)
+        update = moved & (sy > 1e-12 * np.sqrt(np.sum(s * s, 1) * np.sum(y * y, 1)))
+        if update.any():
+            h, rho = inverse[live[update]], 1.0 / sy[update]
+            first = fresh[live[update]]
+            h[first] *= (sy[update] / np.sum(y[update] ** 2, axis=1))[first, None, None]
+            left = np.eye(k) - rho[:, None, None] * s[update][:, :, None] * y[update][:, None, :]
+            h = left @ h @ left.transpose(0, 2, 1)
+            h += rho[:, None, None] * s[update][:, :, None] * s[update][:, None, :]
+            inverse[live[update]], fresh[live[update]] = h, False
+        theta[live], f[live], g[live] = new, f_new, g_new
+        small = (fl - f_new) <= FTOL * np.maximum(np.maximum(np.abs(fl), np.abs(f_new)), 1.0)
+        # a row that stalls on its quasi-Newton direction starts again from steepest descent
+        stuck = stalled | (moved & small)
+        retry = stuck & ~fresh[live]
+        inverse[live[retry]], fresh[live[retry]] = np.eye(k), True
+        live = live[~(done | (stuck & ~retry))]
+    return theta
 
 
 def _minimise(form: Form, lx, ly, weights, starts, bounds, delta: float) -> np.ndarray:

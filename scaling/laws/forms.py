@@ -49,7 +49,8 @@ EXPONENTS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)  # start values of 
 
 
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]  # theta (..., p), log x -> log y (..., n)
-Jacobian = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # theta, lx, log y -> (n, p)
+# theta (..., p), log x, log y (..., n) -> (..., n, p)
+Jacobian = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,11 @@ def _columns(theta: np.ndarray, k: int) -> list[np.ndarray]:
     return [theta[..., i, None] for i in range(k)]
 
 
+def _stack(columns: list, log_pred: np.ndarray) -> np.ndarray:
+    """Jacobian columns, each broadcastable to the prediction's shape (..., n), as (..., n, p)."""
+    return np.stack([np.broadcast_to(c, log_pred.shape) for c in columns], axis=-1)
+
+
 def _e_bounds(ly: np.ndarray) -> tuple[float, None]:
     """e = log E from effectively 0 (exp(−25) of the smallest y) upwards."""
     return (float(ly.min()) - 25.0, None)
@@ -111,7 +117,7 @@ def _power_predict(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
 
 
 def _power_jacobian(theta: np.ndarray, lx: np.ndarray, log_pred: np.ndarray) -> np.ndarray:
-    return np.stack([np.ones_like(lx), -lx], axis=1)
+    return _stack([1.0, -lx], log_pred)
 
 
 def _power_bounds(lx: np.ndarray, ly: np.ndarray) -> list:
@@ -136,9 +142,9 @@ def _saturating_predict(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
 
 
 def _saturating_jacobian(theta: np.ndarray, lx: np.ndarray, log_pred: np.ndarray) -> np.ndarray:
-    _, a, alpha = theta
+    _, a, alpha = _columns(theta, 3)
     s_a = np.exp(a - alpha * lx - log_pred)  # share of the A term in the prediction
-    return np.stack([1.0 - s_a, s_a, -lx * s_a], axis=1)
+    return _stack([1.0 - s_a, s_a, -lx * s_a], log_pred)
 
 
 def _saturating_bounds(lx: np.ndarray, ly: np.ndarray) -> list:
@@ -183,14 +189,14 @@ def _broken_jacobian(breaks: int) -> Jacobian:
         s_t = np.exp(term - log_pred)  # share of the A term in the prediction
         columns = [1.0 - s_t, s_t, -lx * s_t]
         for i, (u, softplus) in enumerate(bends):
-            beta, f = theta[3 + 3 * i], theta[5 + 3 * i]
+            beta, f = theta[..., 3 + 3 * i, None], theta[..., 5 + 3 * i, None]
             sigmoid = special.expit(u)
             columns += [
                 -f * softplus * s_t,
                 beta * sigmoid * s_t,
                 -beta * (softplus - u * sigmoid) * s_t,
             ]
-        return np.stack(columns, axis=1)
+        return _stack(columns, log_pred)
 
     return jacobian
 
@@ -258,8 +264,8 @@ def _m3_predict(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
 
 
 def _m3_jacobian(theta: np.ndarray, lx: np.ndarray, log_pred: np.ndarray) -> np.ndarray:
-    _, g, alpha = theta
-    return np.stack([np.ones_like(lx), alpha * special.expit(g + lx), np.logaddexp(-lx, g)], axis=1)
+    _, g, alpha = _columns(theta, 3)
+    return _stack([np.ones_like(lx), alpha * special.expit(g + lx), np.logaddexp(-lx, g)], log_pred)
 
 
 def _m3_bounds(lx: np.ndarray, ly: np.ndarray) -> list:
@@ -310,14 +316,14 @@ def _m4_predict(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
 
 
 def _m4_jacobian(theta: np.ndarray, lx: np.ndarray, log_pred: np.ndarray) -> np.ndarray:
-    e, b, _, _, kappa = theta
+    e, b, _, _, kappa = _columns(theta, 5)
     # z back from the prediction: log w − log(B − w), w = y − E
     w = np.exp(log_pred) - np.exp(e)
     z = np.log(np.maximum(w, 1e-300)) - np.log(np.maximum(np.exp(b) - w, 1e-300))
     left, right = special.expit(z), special.expit(-z)  # w/B and (B − w)/B
     dw = np.exp(b) * left * right / (right + kappa * left)  # 1 / (∂F/∂w), F the implicit equation
     inv_y = np.exp(-log_pred)
-    return np.stack(
+    return _stack(
         [
             np.exp(e) * inv_y,
             kappa / right * dw * inv_y,  # ∂w/∂log B = kappa·B/(B − w) / ∂F/∂w
@@ -325,7 +331,7 @@ def _m4_jacobian(theta: np.ndarray, lx: np.ndarray, log_pred: np.ndarray) -> np.
             -lx * dw * inv_y,
             (b + special.log_expit(-z)) * dw * inv_y,
         ],
-        axis=1,
+        log_pred,
     )
 
 
@@ -361,11 +367,11 @@ def _joint_predict(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
 
 
 def _joint_jacobian(theta: np.ndarray, lx: np.ndarray, log_pred: np.ndarray) -> np.ndarray:
-    _, a, b, alpha, beta = theta
+    _, a, b, alpha, beta = _columns(theta, 5)
     log_n, log_d = lx[:, 0], lx[:, 1]
     s_a = np.exp(a - alpha * log_n - log_pred)  # shares of the A and B terms
     s_b = np.exp(b - beta * log_d - log_pred)
-    return np.stack([1.0 - s_a - s_b, s_a, s_b, -log_n * s_a, -log_d * s_b], axis=1)
+    return _stack([1.0 - s_a - s_b, s_a, s_b, -log_n * s_a, -log_d * s_b], log_pred)
 
 
 def _joint_bounds(lx: np.ndarray, ly: np.ndarray) -> list:
