@@ -7,36 +7,24 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from etils import epath
 
 from scaling import store
-from scaling.config import ConfigError, parse_overrides
-from scaling.sweep import SweepError
+from scaling.config import parse_overrides
+from scaling.errors import ScalingError
 
 EXIT_FAILED_RUNS = 1
 EXIT_BAD_INPUT = 2
+EXIT_BUG = 70  # EX_SOFTWARE
 
 
-class UsageError(ValueError):
+class UsageError(ScalingError):
     """A command-line argument is wrong."""
-
-
-def _known_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean bad input: printed as one line, exit 2 (imported late: start-up)."""
-    from scaling.data.dataset import DataError
-    from scaling.laws import LawError
-    from scaling.metrics import MetricsError
-    from scaling.tracking import TrackerError
-    from scaling.transfer import TransferError
-    from scaling.tuning import TuningError
-
-    return (
-        ConfigError, SweepError, DataError, UsageError, LawError, MetricsError, TransferError,
-        TrackerError, TuningError,
-    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -792,17 +780,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_command(lambda: (_resolve_paths(args), args.fn(args))[1])
+
+
+def run_command(command: Callable[[], int]) -> int:
+    """`command`'s exit code; bad input (`ScalingError`, a missing file) is one line and exit 2,
+    Ctrl-C exit 130, and anything else a bug: its traceback, a line saying so, exit 70."""
     try:
-        _resolve_paths(args)
-        return args.fn(args)
-    except _known_errors() as e:
+        return command()
+    except (ScalingError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except Exception:
+        traceback.print_exc()
+        print(
+            "error: this is a bug in scaling, not a problem with your input; please report it "
+            "with the traceback above",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -17,12 +17,14 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from scaling.errors import ScalingError
+
 CODE15_CLASSES = ("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
 LEADS_12 = ("DI", "DII", "DIII", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
 LEADS_8 = ("DI", "DII", "V1", "V2", "V3", "V4", "V5", "V6")
 
 
-class ConfigError(ValueError):
+class ConfigError(ScalingError):
     """A configuration key or value is wrong; the message names it."""
 
 
@@ -207,8 +209,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"config key '{key}' has unsupported type {tp}")
 
 
-CHOICES: dict[str, tuple[str, ...]] = {
+CHOICES: dict[str, tuple[Any, ...]] = {
     "data.kind": ("code", "ptbxl", "cpsc"),
+    "data.label_level": ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all"),
+    "data.ptbxl_records": (500, 100),
     "data.nan_policy": ("fail", "exclude"),
     "train.optimizer": ("adam", "adamw"),
     "train.schedule": ("plateau", "cosine", "constant"),
@@ -217,7 +221,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "eval.thresholds": ("val", "f1"),
     "transfer.mode": ("none", "finetune", "linear_probe", "scratch"),
 }
-"""The values a string field may take."""
+"""The values a field with a closed set of values may take (PTB-XL's levels: `ptbxl.LEVELS`)."""
 
 
 def validate(cfg: RunConfig) -> RunConfig:
@@ -225,9 +229,34 @@ def validate(cfg: RunConfig) -> RunConfig:
     for path, allowed in CHOICES.items():
         if (value := get_value(cfg, path)) not in allowed:
             raise ConfigError(
-                f"config key '{path}' must be one of {', '.join(allowed)}; got {value!r}"
+                f"config key '{path}' must be one of {', '.join(map(str, allowed))}; got {value!r}"
             )
+    check_model(cfg.model)
     return cfg
+
+
+def check_model(cfg: ModelConfig) -> None:
+    """A `ConfigError` naming the first field of `cfg` out of range."""
+    if len(cfg.filters) != len(cfg.downsample):
+        raise ConfigError(
+            f"ModelConfig.filters {cfg.filters} and ModelConfig.downsample {cfg.downsample} "
+            "must have the same length (one entry per stage)"
+        )
+    checks = (
+        ("stem_filters", cfg.stem_filters >= 1),
+        ("filters", len(cfg.filters) >= 1 and min(cfg.filters) >= 1),
+        ("downsample", len(cfg.downsample) >= 1 and min(cfg.downsample) >= 1),
+        ("blocks_per_stage", cfg.blocks_per_stage >= 1),
+        ("kernel_size", cfg.kernel_size >= 1),
+        ("width", cfg.width > 0),
+        ("dropout", 0.0 <= cfg.dropout < 1.0),
+    )
+    for field_name, ok in checks:
+        if not ok:
+            raise ConfigError(
+                f"ModelConfig.{field_name} = {getattr(cfg, field_name)!r} is out of range "
+                "(filters, downsample, blocks and kernel >= 1, width > 0, 0 <= dropout < 1)"
+            )
 
 
 def get_value(cfg: RunConfig, key: str) -> Any:

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 
+from scaling.errors import ScalingError
+
 METRICS = ("auroc", "auprc", "f1", "recall", "specificity", "precision", "npv")
 
 _BCE_EPS = 1e-7  # probabilities are clipped to [eps, 1 - eps] before the log
@@ -35,7 +37,7 @@ _CHUNK_BYTES = 32 * 2**20  # bound on one (segments or exams) x resamples float6
 _MAX_CHUNK = 256  # resamples per chunk; small chunks keep the count matrix in cache
 
 
-class MetricsError(ValueError):
+class MetricsError(ScalingError):
     """Bad input to a metric; the message names the argument and what was expected."""
 
 

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from scaling.config import ModelConfig
+from scaling.config import ConfigError, ModelConfig, check_model
 
 BN_MOMENTUM = 0.99  # Keras BatchNormalization default, as in the reference
 BN_EPSILON = 1e-3
@@ -56,11 +56,7 @@ def scaled(filters: int, width: float) -> int:
 
 def block_plan(cfg: ModelConfig, length: int) -> Iterator[Block]:
     """The residual blocks in order: the first of each stage downsamples and changes channels."""
-    if len(cfg.filters) != len(cfg.downsample):
-        raise ValueError(
-            f"ModelConfig.filters {cfg.filters} and ModelConfig.downsample {cfg.downsample} "
-            "must have the same length (one entry per stage)"
-        )
+    check_model(cfg)
     c_in = scaled(cfg.stem_filters, cfg.width)
     for filters, ds in zip(cfg.filters, cfg.downsample, strict=True):
         c_out = scaled(filters, cfg.width)
@@ -73,22 +69,8 @@ def block_plan(cfg: ModelConfig, length: int) -> Iterator[Block]:
 def _validate(cfg: ModelConfig, n_leads: int, n_classes: int, length: int) -> None:
     for name, value in (("n_leads", n_leads), ("n_classes", n_classes), ("length", length)):
         if value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
-    checks = (
-        ("stem_filters", cfg.stem_filters >= 1),
-        ("filters", len(cfg.filters) >= 1 and min(cfg.filters) >= 1),
-        ("downsample", len(cfg.downsample) >= 1 and min(cfg.downsample) >= 1),
-        ("blocks_per_stage", cfg.blocks_per_stage >= 1),
-        ("kernel_size", cfg.kernel_size >= 1),
-        ("width", cfg.width > 0),
-        ("dropout", 0.0 <= cfg.dropout < 1.0),
-    )
-    for field, ok in checks:
-        if not ok:
-            raise ValueError(
-                f"ModelConfig.{field} = {getattr(cfg, field)!r} is out of range "
-                "(filters, downsample, blocks and kernel >= 1, width > 0, 0 <= dropout < 1)"
-            )
+            raise ConfigError(f"{name} must be a positive integer, got {value}")
+    check_model(cfg)
 
 
 def max_pool(x: jax.Array, window: int) -> jax.Array:
@@ -285,7 +267,7 @@ LADDER: dict[str, dict[str, object]] = {
 def ladder_config(name: str, base: ModelConfig | None = None) -> ModelConfig:
     """The `ModelConfig` of a ladder rung: `base` (default: the Ribeiro net) with its overrides."""
     if name not in LADDER:
-        raise ValueError(f"unknown model size '{name}'; the ladder has: {', '.join(LADDER)}")
+        raise ConfigError(f"unknown model size '{name}'; the ladder has: {', '.join(LADDER)}")
     return dataclasses.replace(base or ModelConfig(), **LADDER[name])
 
 

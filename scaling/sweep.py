@@ -28,13 +28,14 @@ from scaling.config import (
     resolve_key,
     run_id,
 )
+from scaling.errors import ScalingError
 from scaling.store import absolute
 from scaling.tuning import TuningError, parse_select, points
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class SweepError(ValueError):
+class SweepError(ScalingError):
     """A sweep or experiment file is malformed; the message names the file and the problem."""
 
 

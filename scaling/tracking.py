@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from scaling.errors import ScalingError
+
 log = logging.getLogger(__name__)
 
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
@@ -29,7 +31,7 @@ ENV_PREFIXES = ("WANDB_", "MLFLOW_")
 """The launching shell's variables of these prefixes travel to the workers."""
 
 
-class TrackerError(ValueError):
+class TrackerError(ScalingError):
     """A tracker was asked for that cannot be used (unknown, or its package is missing)."""
 
 

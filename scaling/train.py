@@ -26,8 +26,8 @@ from etils import epath
 
 from scaling import store
 from scaling.checkpoint import Checkpoints
-from scaling.config import RunConfig, TrainConfig, run_id, validate
-from scaling.data import Splits, iterate_batches, prepare_splits, train_stream
+from scaling.config import ConfigError, RunConfig, TrainConfig, run_id, validate
+from scaling.data import DataError, Splits, iterate_batches, prepare_splits, train_stream
 from scaling.metrics import bce_loss, best_f1_thresholds, bootstrap, classification_report
 from scaling.models import ResNet1D, forward_flops, init_model, param_count
 from scaling.steps import TrainState, make_steps
@@ -64,7 +64,7 @@ class Schedule:
 def resolve_schedule(n_train: int, t: TrainConfig) -> Schedule:
     """Steps to train, evaluate and checkpoint from epochs, steps and the subset size."""
     if n_train <= 0:
-        raise ValueError("the training subset is empty")
+        raise DataError("the training subset is empty")
     steps_per_epoch = max(1, math.ceil(n_train / t.batch_size))
     limits = []
     if t.max_epochs > 0:
@@ -72,7 +72,7 @@ def resolve_schedule(n_train: int, t: TrainConfig) -> Schedule:
     if t.max_steps > 0:
         limits.append(t.max_steps)
     if not limits:
-        raise ValueError(
+        raise ConfigError(
             "set train.max_epochs or train.max_steps (early stopping alone never ends)"
         )
     total = min(limits)
@@ -241,7 +241,9 @@ def _train_and_evaluate(
     n_leads, n_classes = splits.n_leads, splits.n_classes
     n_devices = jax.device_count()
     if t.batch_size % n_devices:
-        raise ValueError(f"train.batch_size {t.batch_size} is not divisible by {n_devices} devices")
+        raise ConfigError(
+            f"train.batch_size {t.batch_size} is not divisible by {n_devices} devices"
+        )
     schedule = resolve_schedule(len(splits.train), t)
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[t.dtype]
 

@@ -17,11 +17,12 @@ from scaling import store
 from scaling.checkpoint import restore_state
 from scaling.config import DataConfig, ModelConfig, RunConfig, get_value, override, parse_overrides
 from scaling.data import ExamSet, Split, Splits, iterate_batches
+from scaling.errors import ScalingError
 from scaling.models import ResNet1D, init_model
 from scaling.steps import make_steps
 
 
-class TransferError(ValueError):
+class TransferError(ScalingError):
     """The pretrained run cannot be used for this target."""
 
 

@@ -23,6 +23,7 @@ from etils import epath
 
 from scaling import store
 from scaling.config import ConfigError, RunConfig, flatten, get_value, resolve_key
+from scaling.errors import ScalingError
 
 METRICS = ("auroc", "auprc", "f1", "recall", "specificity", "precision", "npv")
 """Validation metrics a sweep may select on (as `scaling.metrics.METRICS`, without its imports)."""
@@ -30,7 +31,7 @@ METRICS = ("auroc", "auprc", "f1", "recall", "specificity", "precision", "npv")
 RECORD = "tuning.json"
 
 
-class TuningError(ValueError):
+class TuningError(ScalingError):
     """A tuning spec is malformed; the message names the key or value that is wrong."""
 
 

@@ -290,6 +290,51 @@ def test_bad_input_is_one_line_exit_2_and_nothing_in_the_store(tmp_path, make):
     assert not (tmp_path / "store" / "bad_sweep").exists()
 
 
+TUNED_ON_TEST = """
+from scaling.sweep import Sweep
+
+def get_sweep():
+    return Sweep(name="tuned", experiment="demo", axes=({"subset_size": [20]},),
+                 tune={"train.lr": [1e-3, 3e-3]}, select="test_loss")
+"""
+
+# (command typed in an empty folder, files to write first, what the one line must name)
+USER_ERRORS = {
+    "config value": (["run", "demo", "--set", "data.label_level=foo"], {}, "data.label_level"),
+    "config range": (["run", "demo", "--set", "model.dropout=1.5"], {}, "ModelConfig.dropout"),
+    "config key": (["run", "demo", "--set", "model.size=huge"], {}, "unknown config key"),
+    "sweep file": (["sweep", "broken.py"], {"broken.py": "def get_sweep(:\n"}, "broken.py"),
+    "tuning": (["sweep", "tuned.py"], {"tuned.py": TUNED_ON_TEST}, "never on test"),
+    "output dir": (["demo", "--out", "plot.png/x"], {"plot.png": ""}, "plot.png"),
+    "store": (["fit", "nowhere"], {}, "nowhere"),
+    "plan": (["plan", "tuned.py", "--question", "why", "--budget", "1h"],
+             {"tuned.py": TUNED_ON_TEST}, "unknown question"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(USER_ERRORS))
+def test_every_error_a_user_can_cause_is_one_line_and_exit_2(tmp_path, kind):
+    args, files, named = USER_ERRORS[kind]
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    out = scaling_bin(*args, cwd=tmp_path)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ") and named in lines[0], lines[0]
+
+
+def test_anything_else_is_reported_as_a_bug_with_its_traceback(capsys):
+    from scaling.cli import EXIT_BUG, run_command
+
+    def broken() -> int:
+        return {}["missing"]
+
+    assert run_command(broken) == EXIT_BUG
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError: 'missing'" in err
+    assert err.strip().splitlines()[-1].startswith("error: this is a bug in scaling")
+
+
 def test_a_relative_store_works_for_a_single_run(tmp_path):
     synth(tmp_path, exams=120, patients=80)
     overrides = [f"--set={k}={v}" for k, v in {**TINY, "max_steps": 10}.items()]

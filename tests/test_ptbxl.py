@@ -265,3 +265,9 @@ def test_synthetic_statements_always_include_a_diagnosis_and_no_impossible_pair(
         code = _sample_scp_codes(rng)
         assert set(code) & {"NORM", "IMI", "NDT", "LVH", "1AVB", "CRBBB", "CLBBB"}
         assert not any(pair <= set(code) for pair in _EXCLUSIVE)
+
+
+def test_the_config_refuses_exactly_the_label_levels_the_reader_does_not_know():
+    from scaling.config import CHOICES
+
+    assert CHOICES["data.label_level"] == LEVELS

@@ -71,7 +71,7 @@ def read_cpsc(path: str | Path, *, classes: tuple[str, ...] | None = CPSC_CLASSE
     classes = tuple(classes or CPSC_CLASSES)
     unknown = [c for c in classes if c not in CPSC_CLASSES]
     if unknown:
-        raise ValueError(f"CPSC class(es) {', '.join(unknown)} not among {', '.join(CPSC_CLASSES)}")
+        raise DataError(f"CPSC class(es) {', '.join(unknown)} not among {', '.join(CPSC_CLASSES)}")
     if not root.is_dir():
         raise DataError(f"{root}: folder not found; expected CPSC 2018 / Challenge records")
     if (root / REFERENCE).is_file():

@@ -8,8 +8,10 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from scaling.errors import ScalingError
 
-class DataError(ValueError):
+
+class DataError(ScalingError):
     """Bad input data; the message names the file, the field and what was expected."""
 
 

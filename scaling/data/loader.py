@@ -54,7 +54,7 @@ def open_dataset(
         from scaling.data.cpsc import read_cpsc
 
         return read_cpsc(path, classes=tuple(classes) or None)
-    raise ValueError(f"unknown dataset kind {kind!r}; expected one of {', '.join(KINDS)}")
+    raise DataError(f"unknown dataset kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
 def _select_classes(exams: ExamSet, classes: tuple[str, ...]) -> ExamSet:

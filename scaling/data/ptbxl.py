@@ -65,10 +65,10 @@ def read_ptbxl(
     """
     root = Path(path)
     if level not in LEVELS:
-        raise ValueError(f"PTB-XL label level {level!r} is not one of {', '.join(LEVELS)}")
+        raise DataError(f"PTB-XL label level {level!r} is not one of {', '.join(LEVELS)}")
     sampling = str(sampling)
     if sampling not in _FILENAME_COLUMN:
-        raise ValueError(f"PTB-XL sampling {sampling!r} is not one of '100', '500'")
+        raise DataError(f"PTB-XL sampling {sampling!r} is not one of '100', '500'")
     file_column = _FILENAME_COLUMN[sampling]
 
     db_path = root / DATABASE

@@ -33,7 +33,7 @@ def carve_patients(
     A positive fraction always gets at least one patient; train keeps the rest.
     """
     if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
-        raise ValueError(
+        raise DataError(
             "val_fraction and test_fraction must be >= 0 and sum to < 1, got "
             f"{val_fraction} and {test_fraction}"
         )
@@ -42,7 +42,7 @@ def carve_patients(
     n_test = max(round(test_fraction * n), int(test_fraction > 0))
     n_val = max(round(val_fraction * n), int(val_fraction > 0))
     if n_test + n_val >= n:
-        raise ValueError(
+        raise DataError(
             f"{n} patients are too few for val_fraction={val_fraction} and "
             f"test_fraction={test_fraction}: no training patient would be left"
         )
@@ -75,7 +75,7 @@ def nested_subset(
     if subset_size < 1:
         raise ValueError(f"subset_size must be >= 1, got {subset_size}")
     if subset_size > len(ordered_rows):
-        raise ValueError(
+        raise DataError(
             f"subset_size {subset_size} is larger than the training pool of "
             f"{len(ordered_rows)} exams from {len(ends)} patients"
         )
@@ -163,7 +163,7 @@ def prepare_splits(cfg: DataConfig) -> Splits:
     carved by `cfg.split_seed`.
     """
     if cfg.shots > 0 and cfg.subset_size > 0:
-        raise ValueError(f"set subset_size ({cfg.subset_size}) or shots ({cfg.shots}), not both")
+        raise DataError(f"set subset_size ({cfg.subset_size}) or shots ({cfg.shots}), not both")
 
     def read(path: str) -> ExamSet:
         return open_dataset(

@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 from threadpoolctl import threadpool_limits
 
+from scaling.errors import ScalingError
 from scaling.laws.forms import FORMS, MAX_EXPONENT, MIN_EXPONENT, Form
 
 AUTO_FORMS = ("power", "saturating", "m3", "m4", "broken", "broken2")
@@ -26,7 +27,7 @@ N_STARTS = 4  # optimiser runs from the best grid points of the full-data fit
 NOISE_DRAWS = 20  # single-run noise draws per bootstrap fit in a prediction band
 
 
-class LawError(ValueError):
+class LawError(ScalingError):
     """A law cannot be fitted to the given data; the message says why."""
 
 
