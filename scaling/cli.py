@@ -20,7 +20,7 @@ from scaling.errors import ScalingError
 
 EXIT_FAILED_RUNS = 1
 EXIT_BAD_INPUT = 2
-EXIT_BUG = 70  # EX_SOFTWARE
+EXIT_BUG = 1  # as failed runs: the shared interface reserves 2 for user errors
 
 
 class UsageError(ScalingError):
@@ -785,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(command: Callable[[], int]) -> int:
     """`command`'s exit code; bad input (`ScalingError`, a missing file) is one line and exit 2,
-    Ctrl-C exit 130, and anything else a bug: its traceback, a line saying so, exit 70."""
+    Ctrl-C exit 130, and anything else a bug: its traceback, a line saying so, exit 1."""
     try:
         return command()
     except (ScalingError, FileNotFoundError) as e:
