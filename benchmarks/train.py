@@ -13,7 +13,17 @@ Each figure is one JSON line on stdout:
 - `block1_ops`: forward + backward time of the first block's strided conv and max-pool, as XLA
   computes them natively and as `scaling.models` computes them (`strided_conv`, `max_pool`).
 
-The Flax side runs under `scaling.models.cpu_xla_flags()` unless `--xla-flags` is given.
+The Flax side runs under XLA's default flags unless `--xla-flags` is given. On the 2-core AMD
+EPYC (Zen 4) dev machine, with jax 0.10.2, no flag beat the defaults beyond run-to-run noise
+(±10-20% on a shared machine) in interleaved A/B runs of the full train step. Tried:
+`--xla_cpu_multi_thread_eigen=false` (no change: the thunk runtime still runs convolutions on
+all cores), `--xla_cpu_enable_fast_math=true` (within noise, and it drops NaN/Inf semantics),
+`--xla_cpu_use_fusion_emitters=false`, `--xla_cpu_prefer_vector_width=512`,
+`--xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY` (fuses nothing in
+this model), `--xla_cpu_experimental_ynn_fusion_type=...` (1-D convolutions are not
+offloaded), `--xla_cpu_use_onednn=true` (this jaxlib has no oneDNN), NCW layouts and 2-D
+convolutions (slower: XLA transposes to NWC). What did help is in the model itself:
+`strided_conv` and `max_pool`.
 PyTorch (`pip install torch==2.13.0`, CPU build) uses all cores:
 `torch.set_num_threads(os.cpu_count())`. `--no-torch` skips it (e.g. on a GPU machine).
 
@@ -53,7 +63,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=3, help="timed steps, after one warm-up step")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    p.add_argument("--xla-flags", default=None, help="XLA_FLAGS for Flax; default cpu_xla_flags()")
+    p.add_argument("--xla-flags", default=None, help="XLA_FLAGS for Flax; default none")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     return p.parse_args()
 
@@ -235,7 +245,7 @@ def torch_benchmark(args: argparse.Namespace, cfg: ModelConfig) -> dict[str, flo
 
 def main() -> None:
     args = parse_args()
-    flags = models.cpu_xla_flags() if args.xla_flags is None else args.xla_flags
+    flags = args.xla_flags or ""
     # Before JAX starts its backend (the first array op below), so XLA reads them.
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from scaling import budget
 from scaling.config import DataConfig, RunConfig
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ DEFAULT_CLASSES = {"code": 66, "ptbxl": 5, "cpsc": 9}
 class Estimate:
     n_params: int
     train_examples: int  # examples the run will see at most (early stopping may cut it)
-    flops: float  # training FLOPs: 3 × forward per example (forward + backward)
+    flops: float  # training FLOPs (`budget.training_flops`)
     seconds: float  # NaN when no throughput is known
 
 
@@ -71,14 +72,7 @@ def pool_size(d: DataConfig) -> PoolSize:
 def training_examples(cfg: RunConfig, pool: int | None = None) -> int:
     """Upper bound on examples seen, from the training length; a whole-pool run
     (`subset_size` 0) needs `pool` for an epoch-bounded length, else 0 (unknown)."""
-    t = cfg.train
-    n = cfg.data.subset_size or pool or 0
-    limits = []
-    if t.max_epochs and n:
-        limits.append(t.max_epochs * math.ceil(n / t.batch_size) * t.batch_size)
-    if t.max_steps:
-        limits.append(t.max_steps * t.batch_size)
-    return min(limits) if limits else 0
+    return budget.training_examples(cfg.data.subset_size or pool or 0, cfg.train)
 
 
 def _shape(cfg: RunConfig) -> dict[str, int]:
@@ -90,7 +84,7 @@ def estimate(cfg: RunConfig, throughput: float | None, pool: int | None = None) 
     from scaling.models import forward_flops, param_count
 
     examples = training_examples(cfg, pool)
-    flops = 3.0 * examples * forward_flops(cfg.model, **_shape(cfg))
+    flops = budget.training_flops(forward_flops(cfg.model, **_shape(cfg)), examples)
     seconds = examples / throughput if throughput and examples else math.nan
     return Estimate(param_count(cfg.model, **_shape(cfg)), examples, flops, seconds)
 

@@ -312,21 +312,3 @@ def init_model(
     _validate(cfg, n_leads, n_classes, length)
     graphdef, init = _initializer(cfg, n_leads, n_classes, length, dtype)
     return nnx.merge(graphdef, init(jax.random.key(seed)))
-
-
-def cpu_xla_flags() -> str:
-    """XLA_FLAGS for training on CPU; set them before JAX starts its backend.
-
-    Empty: on the 2-core AMD EPYC (Zen 4) dev machine, with jax 0.10.2, no flag beat XLA's
-    defaults beyond the run-to-run noise (±10-20% on a shared machine) in interleaved A/B runs
-    of the full train step (benchmarks/train.py; see its figures). Tried:
-    `--xla_cpu_multi_thread_eigen=false` (no change: the thunk runtime still runs convolutions
-    on all cores), `--xla_cpu_enable_fast_math=true` (within noise, and it drops NaN/Inf
-    semantics), `--xla_cpu_use_fusion_emitters=false`, `--xla_cpu_prefer_vector_width=512`,
-    `--xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY` (fuses nothing
-    in this model), `--xla_cpu_experimental_ynn_fusion_type=...` (1-D convolutions are not
-    offloaded), `--xla_cpu_use_onednn=true` (this jaxlib has no oneDNN), NCW layouts and 2-D
-    convolutions (slower: XLA transposes to NWC). `--xla_cpu_use_thunk_runtime` no longer
-    exists. What did help is in the model itself: `strided_conv` and `max_pool`.
-    """
-    return ""

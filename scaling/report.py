@@ -69,14 +69,14 @@ figcaption { font-size: 0.9em; color: #555; }
 
 
 @dataclass(frozen=True)
-class Figure:
+class Image:
     """A saved figure (its PNG; a PDF of the same stem sits beside it) and its caption."""
 
     png: Path
     caption: str
 
 
-Block = str | list | pd.DataFrame | Figure  # paragraph, bullet list, table or figure
+Block = str | list | pd.DataFrame | Image  # paragraph, bullet list, table or image
 
 
 def write_report(
@@ -133,7 +133,7 @@ def write_report(
     paths = {"html": out_dir / "report.html", "markdown": out_dir / "report.md"}
     paths["html"].write_text(_html(title, sections), encoding="utf-8")
     paths["markdown"].write_text(_markdown(title, sections, out_dir), encoding="utf-8")
-    figures = [b for _, blocks in sections for b in blocks if isinstance(b, Figure)]
+    figures = [b for _, blocks in sections for b in blocks if isinstance(b, Image)]
     return paths | {f.png.stem: f.png for f in figures}
 
 
@@ -236,14 +236,14 @@ def _laws(table, fits: list[MetricFit], metric: str, target, out_dir: Path) -> l
     ]
     png, _ = plots.plot_scaling(fits, out_dir / "scaling")
     blocks.append(
-        Figure(
+        Image(
             png,
             "Scaling curves: mean ± std over seeds, fitted law with 95% band, "
             "dashed beyond the largest subset_size.",
         )
     )
     png, _ = plots.plot_residuals(fits, out_dir / "residuals")
-    blocks.append(Figure(png, "Log-space residuals of each law."))
+    blocks.append(Image(png, "Log-space residuals of each law."))
     if target is not None:
         headline = [f for f in fits if (f.metric, f.cls) == (metric, summary_classes(metric)[-1])]
         blocks.append(
@@ -292,7 +292,7 @@ def _selection(table, fits, metric: str, split: str, out_dir: Path, warnings) ->
             continue  # already reported by the backtest
     if compared:
         png, _ = plots.plot_forms(compared, out_dir / "forms")
-        blocks.append(Figure(png, f"Law forms fitted to {metric} ({cls})."))
+        blocks.append(Image(png, f"Law forms fitted to {metric} ({cls})."))
     return blocks
 
 
@@ -300,7 +300,7 @@ def _headline_selection(fit: MetricFit, result, out_dir: Path, warnings) -> list
     """The backtest figure, the chosen and the averaged model, and the band's coverage."""
     png, _ = plots.plot_backtest(result, out_dir / "backtest", fit.x_name)
     blocks: list[Block] = [
-        Figure(png, f"Backtest of {fit.metric} ({fit.cls}): error of each form by cut-off.")
+        Image(png, f"Backtest of {fit.metric} ({fit.cls}): error of each form by cut-off.")
     ]
     points = fit.points
     x = np.repeat(points["x"].to_numpy(float), [len(v) for v in points["values"]])
@@ -359,7 +359,7 @@ def _per_class(table, metric, split, form, n_bootstrap, out_dir: Path, warnings)
     fitted = [f for f in fits.values() if isinstance(f, MetricFit)]
     if fitted:
         png, _ = plots.plot_per_class(fitted, out_dir / "per_class")
-        blocks.append(Figure(png, f"Per-class scaling of {metric}."))
+        blocks.append(Image(png, f"Per-class scaling of {metric}."))
     return blocks
 
 
@@ -490,7 +490,7 @@ def _joint(table, metric: str, split: str, n_bootstrap: int, out_dir: Path) -> l
         f"E + A·N^(−alpha) + B·D^(−beta) fitted to the error of {metric} ({fit.cls}), "
         f"N = n_params, D = subset_size; compute C = {format_number(k)}·N·D from the runs' FLOPs.",
         params,
-        Figure(png, "Iso-error contours, the runs, and the compute-optimal frontier."),
+        Image(png, "Iso-error contours, the runs, and the compute-optimal frontier."),
     ]
 
 
@@ -532,7 +532,7 @@ def _html(title: str, sections) -> str:
         for block in blocks:
             if isinstance(block, pd.DataFrame):
                 body.append(_cells(block).to_html(index=False, escape=True, border=0))
-            elif isinstance(block, Figure):
+            elif isinstance(block, Image):
                 png = block.png.read_bytes()
                 width = int.from_bytes(png[16:20], "big") * 96 / plots.DPI  # PNG header: width
                 data = base64.b64encode(png).decode("ascii")
@@ -561,7 +561,7 @@ def _markdown(title: str, sections, out_dir: Path) -> str:
         for block in blocks:
             if isinstance(block, pd.DataFrame):
                 lines += _markdown_table(block)
-            elif isinstance(block, Figure):
+            elif isinstance(block, Image):
                 link = block.png.relative_to(out_dir).as_posix()
                 lines += [f"![{block.caption}]({link})", "", f"*{block.caption}*"]
             elif isinstance(block, list):

@@ -25,9 +25,10 @@ import numpy as np
 from etils import epath
 
 from scaling import store
+from scaling.budget import resolve_schedule
 from scaling.checkpoint import Checkpoints
 from scaling.config import ConfigError, RunConfig, TrainConfig, run_id, validate
-from scaling.data import DataError, Splits, iterate_batches, prepare_splits, train_stream
+from scaling.data import Splits, iterate_batches, prepare_splits, train_stream
 from scaling.metrics import bce_loss, best_f1_thresholds, bootstrap, classification_report
 from scaling.models import ResNet1D, forward_flops, init_model, param_count
 from scaling.steps import TrainState, make_steps
@@ -47,38 +48,6 @@ class Diverged(RuntimeError):
 
 class InjectedFailure(RuntimeError):
     """Raised on purpose at `train.fail_at_step` (fault-injection tests)."""
-
-
-# ---------------------------------------------------------------------------
-# Training length: the one place it is resolved
-
-
-@dataclass(frozen=True)
-class Schedule:
-    total_steps: int
-    steps_per_epoch: int
-    eval_every: int
-    checkpoint_every: int
-
-
-def resolve_schedule(n_train: int, t: TrainConfig) -> Schedule:
-    """Steps to train, evaluate and checkpoint from epochs, steps and the subset size."""
-    if n_train <= 0:
-        raise DataError("the training subset is empty")
-    steps_per_epoch = max(1, math.ceil(n_train / t.batch_size))
-    limits = []
-    if t.max_epochs > 0:
-        limits.append(t.max_epochs * steps_per_epoch)
-    if t.max_steps > 0:
-        limits.append(t.max_steps)
-    if not limits:
-        raise ConfigError(
-            "set train.max_epochs or train.max_steps (early stopping alone never ends)"
-        )
-    total = min(limits)
-    eval_every = min(t.eval_every or steps_per_epoch, total)
-    checkpoint_every = t.checkpoint_every or eval_every
-    return Schedule(total, steps_per_epoch, eval_every, checkpoint_every)
 
 
 # ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from scaling.budget import training_flops
 from scaling.laws.fitting import LawError, LawFit
 from scaling.laws.table import finished_runs
 
@@ -15,7 +16,7 @@ def cost_of(table: pd.DataFrame, x_target: float, *, x: str = "subset_size") -> 
     """The training cost at `x_target`, extrapolated from the finished runs.
 
     Examples seen are taken as proportional to x (least squares through the
-    origin over the runs); FLOPs = 3 × forward FLOPs per example × examples
+    origin over the runs); FLOPs = `budget.training_flops` of the examples
     seen (forward + backward); wall time = examples seen / the runs' pooled
     throughput. Returns x, train_examples_seen, flops and wall_time_s.
     """
@@ -31,7 +32,7 @@ def cost_of(table: pd.DataFrame, x_target: float, *, x: str = "subset_size") -> 
     return {
         x: float(x_target),
         "train_examples_seen": float(examples),
-        "flops": float(3 * runs["flops_per_example"].median() * examples),
+        "flops": training_flops(runs["flops_per_example"].median(), examples),
         "wall_time_s": float(examples * seconds_per_example),
     }
 
@@ -39,14 +40,14 @@ def cost_of(table: pd.DataFrame, x_target: float, *, x: str = "subset_size") -> 
 def flops_per_nd(table: pd.DataFrame, x: tuple[str, str] = ("n_params", "subset_size")) -> float:
     """Training FLOPs per unit of N·D in the runs (6 for a transformer counted in tokens).
 
-    3 × forward FLOPs per example × examples seen / (N·D), the median over the
+    Training FLOPs (`scaling.budget.training_flops`) / (N·D), the median over the
     finished runs; turns the joint law's (N, D) into compute.
     """
     columns = (*x, "flops_per_example", "train_examples_seen")
     runs = finished_runs(table, columns).drop_duplicates("run_id").dropna(subset=list(columns))
     if runs.empty:
         raise LawError(f"no finished run records all of {list(columns)}")
-    flops = 3 * runs["flops_per_example"] * runs["train_examples_seen"]
+    flops = training_flops(runs["flops_per_example"], runs["train_examples_seen"])
     return float((flops / (runs[x[0]] * runs[x[1]])).median())
 
 
