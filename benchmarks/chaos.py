@@ -11,11 +11,15 @@ store, and so on, so that a fast machine takes the same storm), drawn from:
 - `driver`: SIGKILL of the `scaling sweep` driver, then a relaunch, sometimes two at once;
 - `checkpoint`: the newest committed checkpoint of a running run damaged (a file removed or
   truncated), then its worker killed, so that the retry must fall back or restart cleanly;
-- `stale_lock`: a lock of a dead process on another host, on a run not yet started.
+- `stale_lock`: a lock of a dead process on another host, on a run not yet started;
+- `node` (with `--two-nodes` only): the second node's raylet and workers killed together,
+  then a replacement node joining.
 
-The loss of a second node is not injected: Ray 2.60 refuses a second node on one machine's
-loopback (single-machine mode takes no worker nodes; cluster mode resolves 127.0.0.1 to the
-machine's network address), and the tests may use loopback only.
+`--two-nodes` starts the head and a second node (`ray start --address`) on 127.0.0.1, each
+with one CPU. Two nodes on one machine need Ray's cluster mode
+(`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1`; single-machine mode takes no worker nodes), and in
+that mode Ray also listens on 0.0.0.0 and the machine's network address: so it is an
+opt-in of this script, never used by the test suite, whose clusters stay on loopback.
 
 At the end it checks: every run finished; every result equals the reference's (all fields but
 timings and hosts); no run trained from step 0 twice unless its checkpoints were damaged; no
@@ -23,7 +27,7 @@ temporary files or locks left; no process of the harness left; the last driver's
 matches the store. One JSON line per fault (kind, t, run, phase), then one with the totals;
 exit 1 if any invariant fails.
 
-    python benchmarks/chaos.py --faults 50 --seed 0 [--runs 16]
+    python benchmarks/chaos.py --faults 50 --seed 0 [--runs 16] [--two-nodes]
 """
 
 from __future__ import annotations
@@ -84,37 +88,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ray_env() -> dict[str, str]:
-    """Every Ray client of the harness on loopback, with the local auth token."""
+def ray_env(cluster: bool = False) -> dict[str, str]:
+    """Ray's environment for the harness: loopback, the local auth token, and single-machine
+    mode unless `cluster` (two nodes on one machine)."""
     return {
         **os.environ,
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1" if cluster else "0",
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_AUTH_MODE": "token",
     }
 
 
 class Head:
-    """A Ray head on 127.0.0.1 in its own process group, stopped by process group id."""
+    """A Ray head on 127.0.0.1 in its own process group, stopped by process group id; with
+    `cluster`, in cluster mode with one CPU, for a second node to join."""
 
-    def __init__(self, temp: Path) -> None:
+    def __init__(self, temp: Path, cluster: bool = False) -> None:
         self.address = f"127.0.0.1:{free_port()}"
+        self.cluster = cluster
         subprocess.run(["ray", "get-auth-token", "--generate"], capture_output=True, check=True)
         self.proc = subprocess.Popen(
             ["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-             f"--port={self.address.split(':')[1]}", "--num-cpus=2", "--include-dashboard=false",
-             f"--dashboard-agent-listen-port={free_port()}",
+             f"--port={self.address.split(':')[1]}", f"--num-cpus={1 if cluster else 2}",
+             "--include-dashboard=false", f"--dashboard-agent-listen-port={free_port()}",
              f"--ray-client-server-port={free_port()}", f"--temp-dir={temp}",
              "--disable-usage-stats"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            env=ray_env(),
+            env=ray_env(cluster),
         )  # fmt: skip
+        self.wait_for(nodes=1)
+
+    def wait_for(self, nodes: int) -> None:
+        """Until `nodes` nodes are alive (the head first), or RuntimeError after 2 minutes."""
         deadline = time.monotonic() + 120
-        while subprocess.run(["ray", "status", f"--address={self.address}"],
-                             capture_output=True, env=ray_env()).returncode:  # fmt: skip
+        while True:
+            status = subprocess.run(
+                ["ray", "status", f"--address={self.address}"],
+                capture_output=True, text=True, env=ray_env(self.cluster),
+            )  # fmt: skip
+            if not status.returncode and _active_nodes(status.stdout) >= nodes:
+                return
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("the Ray head did not start")
+                raise RuntimeError(f"the Ray cluster did not reach {nodes} node(s)")
             time.sleep(1)
 
     def stop(self) -> None:
@@ -130,6 +146,43 @@ class Head:
             time.sleep(1)  # its group's stragglers
 
 
+def _active_nodes(status: str) -> int:
+    """Nodes listed under "Active:" in `ray status`."""
+    active = status.split("Active:")[1].split("Pending:")[0] if "Active:" in status else ""
+    return sum(1 for line in active.splitlines() if line.strip().startswith("1 node_"))
+
+
+class Node(Head):
+    """A second node joining `head` on 127.0.0.1, in its own process group, with one CPU."""
+
+    def __init__(self, head: Head) -> None:
+        self.address, self.cluster = head.address, True
+        self.proc = subprocess.Popen(
+            ["ray", "start", f"--address={head.address}", "--block",
+             "--node-ip-address=127.0.0.1", "--num-cpus=1",
+             f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=ray_env(cluster=True),
+        )  # fmt: skip
+        head.wait_for(nodes=2)
+
+    def pids(self) -> set[int]:
+        """The node's processes: `ray start`, its raylet and every worker the raylet started
+        (workers have process groups of their own)."""
+        try:
+            root = psutil.Process(self.proc.pid)
+            return {root.pid, *(child.pid for child in root.children(recursive=True))}
+        except psutil.NoSuchProcess:
+            return set()
+
+    def stop(self) -> None:
+        """The node lost: every one of its processes killed at once, then reaped."""
+        for pid in self.pids():
+            kill(pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=15)
+
+
 @dataclass
 class Storm:
     """The faults, the drivers and what happened to each run."""
@@ -139,6 +192,8 @@ class Storm:
     sweep: Path
     root: Path
     address: str
+    head: Head | None = None  # set with a second node, whose loss is a fault
+    nodes: list[Node] = field(default_factory=list)  # second nodes, the live one last
     drivers: list[subprocess.Popen] = field(default_factory=list)
     groups: set[int] = field(default_factory=set)  # process groups of every driver launched
     damaged: set[str] = field(default_factory=set)
@@ -155,7 +210,8 @@ class Storm:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "scaling.cli", "sweep", str(self.sweep),
                      "--store", str(self.root), "--address", self.address],
-                    cwd=self.work, stdout=out, stderr=subprocess.STDOUT, env=ray_env(),
+                    cwd=self.work, stdout=out, stderr=subprocess.STDOUT,
+                    env=ray_env(cluster=bool(self.nodes)),
                     start_new_session=True,
                 )  # fmt: skip
             proc.log = log
@@ -175,13 +231,18 @@ class Storm:
         self.kills.setdefault(run.name, []).append((time.time(), bool(committed(run))))
 
     def running(self) -> list[tuple[Path, int]]:
-        """(run dir, pid) of every run holding a lock now."""
+        """(run dir, pid) of every run whose lock a live process of this host holds now (a
+        killed worker's lock stays until the run is taken over; a planted stale lock names
+        another host and pid 1)."""
         held = []
         for lock in (self.root / "chaos").glob("*/lock"):
             try:
-                held.append((lock.parent, int(json.loads(lock.read_text())["pid"])))
+                body = json.loads(lock.read_text())
+                pid = int(body["pid"])
             except (OSError, ValueError, KeyError):
                 continue
+            if body.get("host") == socket.gethostname() and psutil.pid_exists(pid):
+                held.append((lock.parent, pid))
         return held
 
     def record(self, kind: str, run: Path | None, phase: str) -> None:
@@ -193,6 +254,18 @@ class Storm:
 
     def inject(self, kind: str) -> bool:
         """One fault of `kind`; False when there is nothing to inject it into right now."""
+        if kind == "node":
+            node = self.nodes[-1]
+            pids = node.pids()
+            hit = [run for run, pid in self.running() if pid in pids]
+            if not hit:
+                return False  # nothing runs there now
+            for run in hit:
+                self.note_kill(run)
+            node.stop()
+            self.nodes.append(Node(self.head))
+            self.record(kind, None, f"lost with {len(hit)} run(s), replaced")
+            return True
         if kind == "driver":
             if not self.drivers:
                 return False
@@ -280,11 +353,11 @@ def _sizes(runs: int) -> list[int]:
     return sorted({round(40 + 160 * i / max(runs - 1, 1)) for i in range(runs)})
 
 
-def sweep_once(work: Path, sweep: Path, root: Path, address: str) -> str:
+def sweep_once(work: Path, sweep: Path, root: Path, address: str, cluster: bool) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "scaling.cli", "sweep", str(sweep), "--store", str(root),
          "--address", address],
-        cwd=work, capture_output=True, text=True, env=ray_env(), timeout=3600,
+        cwd=work, capture_output=True, text=True, env=ray_env(cluster), timeout=3600,
     )  # fmt: skip
     if done.returncode:
         raise RuntimeError(f"reference sweep failed:\n{done.stdout}\n{done.stderr}")
@@ -301,7 +374,9 @@ def results(root: Path) -> dict[str, dict]:
     }
 
 
-def storm(args: argparse.Namespace, work: Path, sweep: Path, address: str) -> list[Storm]:
+def storm(
+    args: argparse.Namespace, work: Path, sweep: Path, head: Head, nodes: list[Node]
+) -> list[Storm]:
     """Run the sweep through `args.faults` faults, drawn from shuffled decks of every kind (a
     kind with nothing to hit right now waits for the next tick). A sweep that finishes before
     every fault has landed (a fast machine) is run again into a fresh store, so the storm's
@@ -309,8 +384,9 @@ def storm(args: argparse.Namespace, work: Path, sweep: Path, address: str) -> li
     rng = random.Random(args.seed)
     deck: list[str] = []
     rounds: list[Storm] = []
+    kinds = (*KINDS, "node") if nodes else KINDS
     while sum(len(r.log) for r in rounds) < args.faults and len(rounds) < args.faults:
-        chaos = Storm(rng, work, sweep, work / f"storm-{len(rounds)}", address)
+        chaos = Storm(rng, work, sweep, work / f"storm-{len(rounds)}", head.address, head, nodes)
         rounds.append(chaos)
         chaos.launch()
         done = False
@@ -318,7 +394,7 @@ def storm(args: argparse.Namespace, work: Path, sweep: Path, address: str) -> li
             time.sleep(rng.uniform(0.5, args.every))
             done = chaos.reap()
             if sum(len(r.log) for r in rounds) < args.faults and not done:
-                deck = deck or rng.sample(KINDS, len(KINDS))
+                deck = deck or rng.sample(kinds, len(kinds))
                 hit = next((kind for kind in deck if chaos.inject(kind)), None)
                 if hit:
                     deck.remove(hit)
@@ -389,6 +465,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=16)
     p.add_argument("--every", type=float, default=6.0, help="most seconds between faults")
     p.add_argument("--work", type=Path, help="folder for data, stores and Ray (default: temp)")
+    p.add_argument(
+        "--two-nodes", action="store_true",
+        help="a second node on 127.0.0.1 whose loss is a fault (Ray's cluster mode: it also "
+        "listens on 0.0.0.0)",
+    )  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -397,19 +478,23 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="chaos-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    head = Head(Path(tempfile.mkdtemp(prefix="ray-chaos-", dir="/tmp")))
+    head = Head(Path(tempfile.mkdtemp(prefix="ray-chaos-", dir="/tmp")), cluster=args.two_nodes)
+    nodes = [Node(head)] if args.two_nodes else []
     groups = {head.proc.pid}
     try:
         data = write_code_dataset(work / "data", n_exams=400, n_patients=300, length=1024)
         sweep = write_sweep(work, data, args.runs)
-        sweep_once(work, sweep, work / "reference", head.address)
+        sweep_once(work, sweep, work / "reference", head.address, args.two_nodes)
         reference = results(work / "reference")
         reference_s = round(time.monotonic() - started, 1)
-        rounds = storm(args, work, sweep, head.address)
+        rounds = storm(args, work, sweep, head, nodes)
         groups |= {g for chaos in rounds for g in chaos.groups}
         totals = check(reference, rounds) | {"reference_s": reference_s}
     finally:
+        for node in nodes:
+            node.stop()
         head.stop()
+    groups |= {node.proc.pid for node in nodes}
     stray = survivors(groups)
     for pid in stray:
         kill(pid)
