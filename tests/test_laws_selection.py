@@ -24,7 +24,7 @@ CANDIDATES = ("power", "saturating", "m3", "m4", "broken")
             "m4",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="known gap: M4's sigmoid is chosen on 5 of these 10 curves; power, "
+                reason="known gap: M4's sigmoid is chosen on 6 of these 10 curves; power, "
                 "saturating or broken extrapolate its noisy tail as well at several cut-offs",
             ),
         ),
