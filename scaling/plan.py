@@ -338,6 +338,12 @@ def base_config(sweep: Sweep, runs: list[PlannedRun]) -> RunConfig:
     and seeds must have one value; a second value would be a different study)."""
     if not runs:
         raise PlanError(f"sweep '{sweep.name}' has no runs")
+    if sweep.tune:
+        raise PlanError(
+            f"sweep '{sweep.name}' tunes {', '.join(sweep.tune)} at each size; plan and "
+            "--adaptive do not plan tuned sweeps yet (a planned size would need every tuning "
+            "point): plan a copy of the sweep without tune= (its fixed recipe)"
+        )
     for axis in sweep.axes:
         for key, values in axis.items():
             if resolve_key(key) not in {resolve_key(k) for k in AXIS_KEYS} and len(values) > 1:

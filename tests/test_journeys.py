@@ -298,6 +298,8 @@ def get_sweep():
                  tune={"train.lr": [1e-3, 3e-3]}, select="test_loss")
 """
 
+TUNED = TUNED_ON_TEST.replace("test_loss", "val_loss")
+
 # (command typed in an empty folder, files to write first, what the one line must name)
 USER_ERRORS = {
     "config value": (["run", "demo", "--set", "data.label_level=foo"], {}, "data.label_level"),
@@ -309,6 +311,8 @@ USER_ERRORS = {
     "store": (["fit", "nowhere"], {}, "nowhere"),
     "plan": (["plan", "tuned.py", "--question", "why", "--budget", "1h"],
              {"tuned.py": TUNED_ON_TEST}, "unknown question"),
+    "adaptive tuned": (["sweep", "tuned.py", "--adaptive", "--budget", "1h"],
+                       {"tuned.py": TUNED}, "do not plan tuned sweeps"),
 }  # fmt: skip
 
 
