@@ -25,6 +25,7 @@ from scaling.laws.forms import FORMS, MAX_EXPONENT, MIN_EXPONENT, Form
 AUTO_FORMS = ("power", "saturating", "m3", "m4", "broken", "broken2")
 N_STARTS = 4  # optimiser runs from the best grid points of the full-data fit
 NOISE_DRAWS = 20  # single-run noise draws per bootstrap fit in a prediction band
+AT_BOUND = 1e-4  # an exponent this close to its bound counts as at it
 
 
 class LawError(ScalingError):
@@ -350,13 +351,14 @@ def _fit_form(form: Form, x, y, weights, resamples, delta: float, noise: float) 
 
 
 def _at_bounds(form: Form, bounds: list, thetas: np.ndarray) -> tuple[str, ...]:
-    """The exponents whose 95% range over `thetas` (internal vectors) reaches a bound."""
+    """The exponents whose 95% range over `thetas` (internal vectors) reaches a bound (within
+    AT_BOUND: a refit in a flat direction may stop just short of it)."""
     low, high = np.quantile(thetas, [0.025, 0.975], axis=0)
     return tuple(
         name
         for name, (lower, upper), lo, hi in zip(form.params, bounds, low, high, strict=True)
         if (lower, upper) == (MIN_EXPONENT, MAX_EXPONENT)
-        and (lo <= lower + MIN_EXPONENT or hi >= upper - MIN_EXPONENT)
+        and (lo <= lower + AT_BOUND or hi >= upper - AT_BOUND)
     )
 
 
@@ -410,6 +412,11 @@ def _minimise_rows(form: Form, lx, ly, weights, start, bounds, delta: float) -> 
         direction = -np.einsum("bij,bj->bi", inverse[live], gr * free) * free
         uphill = np.sum(direction * gr, axis=1) >= 0
         direction[uphill] = -(gr * free)[uphill]
+        # steepest descent (no curvature known yet) takes a unit step at most, as L-BFGS-B's
+        # first iteration does: the gradient of a loss scaled by 1/delta is large
+        first = fresh[live] | uphill
+        length = np.linalg.norm(direction[first], axis=1, keepdims=True)
+        direction[first] /= np.maximum(length, 1.0)
         # backtracking, all pending rows at once
         step, new, f_new = np.ones(len(live)), th.copy(), fl.copy()
         pending = np.flatnonzero(~done)
@@ -418,8 +425,9 @@ def _minimise_rows(form: Form, lx, ly, weights, start, bounds, delta: float) -> 
                 break
             trial = np.clip(th[pending] + step[pending, None] * direction[pending], lo, hi)
             f_trial = loss(trial, live[pending])
-            decrease = np.sum(gr[pending] * (trial - th[pending]), axis=1)
-            accept = np.isfinite(f_trial) & (f_trial <= fl[pending] + 1e-4 * decrease)
+            # Armijo on the step actually taken (clipping can turn it uphill): a real decrease
+            decrease = np.minimum(np.sum(gr[pending] * (trial - th[pending]), axis=1), 0.0)
+            accept = np.isfinite(f_trial) & (f_trial < fl[pending] + 1e-4 * decrease)
             new[pending[accept]], f_new[pending[accept]] = trial[accept], f_trial[accept]
             step[pending[~accept]] /= 2
             pending = pending[~accept]
