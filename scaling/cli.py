@@ -780,7 +780,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(lambda: (_resolve_paths(args), args.fn(args))[1])
+
+    def command() -> int:
+        _resolve_paths(args)
+        return args.fn(args)
+
+    return run_command(command)
 
 
 def run_command(command: Callable[[], int]) -> int:
