@@ -122,7 +122,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         keys = list(tuning_points(sweep)[0])
         write_record(args.store, sweep.name, keys, [r.config for r in runs], sweep.select)
-    ok = _run_stage(args, sweep, runs, trackers)
+    ok = _run_tuned(args, sweep, runs, trackers)
     if ok and sweep.tune_at:  # the other sizes, once the tuned ones have their winners
         from scaling.tuning import add_interpolated
 
@@ -132,8 +132,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             sweep.name,
             {r.run_id: r.point | {"subset_size": r.config.data.subset_size} for r in extra},
         )
-        ok = _run_stage(args, sweep, extra, trackers)
+        ok = _run_stage(args, sweep, extra, trackers).ok
     return 0 if ok else EXIT_FAILED_RUNS
+
+
+def _run_tuned(args: argparse.Namespace, sweep, runs, trackers) -> bool:
+    """Run `runs`, by successive halving of the tuning points if the sweep asks for it."""
+    if not sweep.halving:
+        return _run_stage(args, sweep, runs, trackers).ok
+    from scaling.halving import run_halving, savings
+
+    def stage(planned, stop_at: float | None):
+        if stop_at is not None:
+            print(f"sweep {sweep.name}: successive halving, rung at {stop_at:.3g} of training")
+        return _run_stage(args, sweep, planned, trackers, stop_at)
+
+    ok = run_halving(sweep, runs, args.store, stage)
+    pruned, spared, trained = savings(args.store, sweep.name, runs)
+    print(
+        f"sweep {sweep.name}: successive halving pruned {pruned} of {len(runs)} tuning runs, "
+        f"sparing {spared:,} training examples ({spared / max(1, spared + trained):.0%} of "
+        f"the {spared + trained:,} the full tuning grid would train at most)"
+    )
+    return ok
 
 
 def _interpolated_runs(args: argparse.Namespace, sweep, runs, store_path: str | None) -> list:
@@ -158,8 +179,9 @@ def _interpolated_runs(args: argparse.Namespace, sweep, runs, store_path: str | 
     return [r for r in planned if r.run_id not in known]
 
 
-def _run_stage(args: argparse.Namespace, sweep, runs, trackers) -> bool:
-    """Run `runs` on Ray and print the summary and every failure; True if all finished."""
+def _run_stage(args: argparse.Namespace, sweep, runs, trackers, stop_at: float | None = None):
+    """Run `runs` on Ray (to `stop_at` of their training if given); print the summary and
+    every failure; return the summary."""
     from scaling.orchestrate import run_sweep
 
     started = time.monotonic()
@@ -174,6 +196,7 @@ def _run_stage(args: argparse.Namespace, sweep, runs, trackers) -> bool:
         retry_diverged=args.retry_diverged,
         report_every=args.refresh,
         trackers=trackers,
+        stop_at=stop_at,
     )
     print(_summary_line(sweep.name, summary, len(runs), time.monotonic() - started, args.store))
     for rid, msg in summary.diverged.items():
@@ -181,7 +204,7 @@ def _run_stage(args: argparse.Namespace, sweep, runs, trackers) -> bool:
     for rid, msg in summary.failed.items():
         where = store.run_path(args.store, sweep.name, rid) / "failure.json"
         print(f"  FAILED {rid}: {msg} (traceback in {where}; launch again to retry)")
-    return summary.ok
+    return summary
 
 
 def _adaptive(args: argparse.Namespace, sweep, runs) -> int:
@@ -249,9 +272,11 @@ def _summary_line(name: str, summary, planned: int, seconds: float, store_path: 
     retried = f", {len(summary.retried)} retried" if summary.retried else ""
     if summary.waited:
         retried += f", {len(summary.waited)} finished by another process while waiting"
+    halved = f", {len(summary.paused)} paused at their rung" if summary.paused else ""
+    halved += f", {len(summary.pruned)} pruned" if summary.pruned else ""
     return (
         f"sweep {name}: {len(summary.finished)}/{planned} finished "
-        f"({len(summary.trained)} trained now{retried}), {len(summary.failed)} failed, "
+        f"({len(summary.trained)} trained now{retried}){halved}, {len(summary.failed)} failed, "
         f"{len(summary.diverged)} diverged in {seconds:.1f}s; store {store_path}"
     )
 
@@ -314,6 +339,13 @@ def _tuning_cost(sweep, costs, todo) -> str:
     n = len(tuning_points(sweep))
     where = f"subset_size {', '.join(map(str, sweep.tune_at))}" if sweep.tune_at else "every size"
     lines = [f"tuning: {n} points at {where} and seed ({sweep.select} picks the winner)"]
+    if sweep.halving:
+        from scaling.halving import grid_share
+
+        lines.append(
+            f"  successive halving keeps 1/{sweep.halving} per rung: at most about "
+            f"{grid_share(n, sweep.halving):.0%} of the tuning runs' time below"
+        )
     for size, group in costs.groupby("subset_size", sort=True):
         left = todo[todo["subset_size"] == size]
         unknown = " + unknown" if left["seconds"].isna().any() else ""

@@ -26,6 +26,7 @@ from scaling.sweep import REPO_ROOT, PlannedRun, Resources, Sweep, SweepError
 from scaling.tracking import TrackerSettings
 
 LOCK_POLL_S = 2.0
+PAUSED = "paused"  # a task's answer for a run that stopped at its rung (not a store status)
 JOB_AGENT_WAIT_S = 60.0  # a fresh head's job agent registers within seconds
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 """Ray's single-machine mode: every server of a node binds to 127.0.0.1, not to the
@@ -40,6 +41,8 @@ class SweepSummary:
     waited: list[str] = field(default_factory=list)  # found finished by another process
     failed: dict[str, str] = field(default_factory=dict)  # run id -> error summary
     diverged: dict[str, str] = field(default_factory=dict)
+    paused: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (step, of steps)
+    pruned: list[str] = field(default_factory=list)  # stopped by successive halving before
 
     @property
     def ok(self) -> bool:
@@ -115,16 +118,22 @@ def check_resources(ray: Any, resources: Resources) -> None:
 
 
 def _run_task(
-    cfg: dict[str, Any], run_dir: str, trackers: TrackerSettings | None = None
+    cfg: dict[str, Any],
+    run_dir: str,
+    trackers: TrackerSettings | None = None,
+    stop_at: float | None = None,
 ) -> dict[str, Any]:
-    """Train one run to completion in a worker, waiting if another process holds it."""
-    from scaling.train import Diverged, attempt
+    """Train one run to completion (or to `stop_at` of it) in a worker, waiting if another
+    process holds it."""
+    from scaling.train import Diverged, Paused, attempt
 
     config = from_dict(cfg)
     waited = False
     while True:
         try:
-            done = attempt(config, run_dir, trackers)
+            done = attempt(config, run_dir, trackers, stop_at)
+        except Paused as e:
+            return {"status": PAUSED, "step": e.step, "total_steps": e.total_steps}
         except store.LockHeld:
             waited = True
             time.sleep(LOCK_POLL_S)
@@ -142,7 +151,8 @@ def _run_task(
 def _triage(
     sweep: Sweep, runs: list[PlannedRun], root: str, retry_diverged: bool, summary: SweepSummary
 ) -> list[tuple[PlannedRun, epath.Path]]:
-    """The runs to launch: unfinished ones (failed ones again, diverged ones if asked)."""
+    """The runs to launch: unfinished ones (failed ones again, diverged ones if asked, pruned
+    ones when the sweep no longer halves)."""
     todo = []
     for run in runs:
         path = store.run_path(root, sweep.name, run.run_id)
@@ -153,7 +163,10 @@ def _triage(
         if status == store.DIVERGED and not retry_diverged:
             summary.diverged[run.run_id] = store.read_json(path / "failure.json")["message"]
             continue
-        if status in (store.FAILED, store.DIVERGED):
+        if status == store.PRUNED and sweep.halving:
+            summary.pruned.append(run.run_id)
+            continue
+        if status in (store.FAILED, store.DIVERGED, store.PRUNED):
             summary.retried.append(run.run_id)
         todo.append((run, path))
     return todo
@@ -171,6 +184,7 @@ def run_sweep(
     retry_diverged: bool = False,
     report_every: float | None = None,
     trackers: TrackerSettings | None = None,
+    stop_at: float | None = None,
 ) -> SweepSummary:
     """Run every unfinished run of `runs` on Ray and wait for all of them.
 
@@ -178,7 +192,9 @@ def run_sweep(
     checkpoints, diverged ones are kept (a result of their config) unless
     `retry_diverged`. Runs trained now report to `trackers` (their settings and the
     launching shell's tracker variables travel to every worker). Progress goes to stderr
-    every `report_every` seconds (default: the view's), live on a terminal. Ctrl-C cancels
+    every `report_every` seconds (default: the view's), live on a terminal. With `stop_at`
+    (a rung of successive halving) runs train only to that fraction of their training and
+    pause there (`SweepSummary.paused`); pruned runs of a halving sweep stay. Ctrl-C cancels
     the tasks in flight (their locks then go stale and the next launch resumes them).
     """
     resources = sweep.resources
@@ -187,7 +203,9 @@ def run_sweep(
     todo = _triage(sweep, runs, store_path, retry_diverged, summary)
     view = view_for(sys.stderr, report_every)
     if not todo:
-        view.message(f"sweep {sweep.name}: all {len(runs)} runs already finished or diverged")
+        view.message(
+            f"sweep {sweep.name}: all {len(runs)} runs already finished, diverged or pruned"
+        )
         return summary
     if summary.retried:
         view.message(
@@ -220,7 +238,7 @@ def run_sweep(
                 while queue or in_flight:
                     while queue and len(in_flight) < limit:
                         run, path = queue.pop(0)
-                        ref = task.remote(to_dict(run.config), os.fspath(path), trackers)
+                        ref = task.remote(to_dict(run.config), os.fspath(path), trackers, stop_at)
                         in_flight[ref] = (run.run_id, path)
                     done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
                     for ref in done:
@@ -280,6 +298,9 @@ def _collect(
         return
     if out["status"] == store.DIVERGED:
         summary.diverged[rid] = out["message"]
+        return
+    if out["status"] == PAUSED:
+        summary.paused[rid] = (out["step"], out["total_steps"])
         return
     summary.finished.append(rid)
     if out.get("trained"):

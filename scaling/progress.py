@@ -66,12 +66,15 @@ def headline(
     counts = Counter(s.status for s in states)
     total = planned if planned is not None else len(states)
     pending = total - sum(
-        counts[k] for k in (store.FINISHED, store.RUNNING, store.FAILED, store.DIVERGED)
+        counts[k]
+        for k in (store.FINISHED, store.RUNNING, store.FAILED, store.DIVERGED, store.PRUNED)
     )
     line = (
         f"runs: {counts[store.FINISHED]}/{total} done, {counts[store.RUNNING]} running, "
         f"{counts[store.FAILED]} failed, {counts[store.DIVERGED]} diverged, {pending} pending"
     )
+    if counts[store.PRUNED]:
+        line += f", {counts[store.PRUNED]} pruned"
     if elapsed is not None:
         line += f" | elapsed {_duration(elapsed)}"
         remaining = counts[store.RUNNING] + pending

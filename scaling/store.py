@@ -4,7 +4,7 @@
         config.json      the resolved config (+ code version), written first
         metrics.jsonl    append-only: one line per evaluation during training
         result.json      written atomically, only when the run finished
-        failure.json     why the last attempt did not finish (failed or diverged)
+        failure.json     why the run did not finish (failed, diverged, or pruned by halving)
         trainings.jsonl  one line per attempt that trained (start step, pid, host)
         ckpt/            Orbax checkpoints
         lock             held while a process trains the run
@@ -44,10 +44,11 @@ for _protocol in ("s3", "gcs", "gs"):
 LOCK_STALE_AFTER_S = 120.0
 _HEARTBEAT_S = 10.0
 
-FINISHED, FAILED, DIVERGED, RUNNING, PENDING = (
+FINISHED, FAILED, DIVERGED, PRUNED, RUNNING, PENDING = (
     "finished",
     "failed",
     "diverged",
+    "pruned",  # a tuning point stopped by successive halving (see scaling/halving.py)
     "running",
     "pending",
 )

@@ -30,7 +30,7 @@ from scaling.config import (
 )
 from scaling.errors import ScalingError
 from scaling.store import absolute
-from scaling.tuning import TuningError, parse_select, points
+from scaling.tuning import TuningError, check_halving, parse_select, points
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,6 +72,7 @@ class Sweep:
     tune_seed: int = 0
     select: str = "val_loss"  # the validation metric that picks the winning tuning point
     tune_at: tuple[int, ...] = ()  # tune only at these subset sizes; interpolate the others
+    halving: int = 0  # successive halving: keep 1/halving of the tuning points per rung; 0 off
 
     @property
     def resources(self) -> Resources:
@@ -251,11 +252,12 @@ def untuned_sizes(sweep: Sweep, cfg: RunConfig | None = None) -> list[int]:
 def tuning_points(sweep: Sweep) -> list[dict[str, Any]]:
     """The sweep's tuning points (dotted keys); one empty point for a sweep without tuning."""
     if not sweep.tune:
-        if sweep.tune_samples:
-            raise SweepError(f"sweep '{sweep.name}': tune_samples needs tune={{...}}")
+        for name in ("tune_samples", "halving"):
+            if getattr(sweep, name):
+                raise SweepError(f"sweep '{sweep.name}': {name} needs tune={{...}}")
         return [{}]
     try:
-        parse_select(sweep.select)
+        check_halving(sweep.halving, parse_select(sweep.select))
         return points(sweep.tune, sweep.tune_samples, sweep.tune_seed)
     except TuningError as e:
         raise SweepError(f"sweep '{sweep.name}': {e}") from e

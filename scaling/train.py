@@ -25,7 +25,7 @@ import numpy as np
 from etils import epath
 
 from scaling import store
-from scaling.budget import resolve_schedule
+from scaling.budget import Schedule, resolve_schedule
 from scaling.checkpoint import Checkpoints
 from scaling.config import ConfigError, RunConfig, TrainConfig, run_id, validate
 from scaling.data import Splits, iterate_batches, prepare_splits, train_stream
@@ -44,6 +44,15 @@ class Diverged(RuntimeError):
     def __init__(self, step: int) -> None:
         super().__init__(f"training loss is not finite at step {step}")
         self.step = step
+
+
+class Paused(Exception):
+    """Training reached the step it was asked to stop at (a rung of successive halving);
+    the run is checkpointed there and resumes from it when launched again."""
+
+    def __init__(self, step: int, total_steps: int) -> None:
+        super().__init__(f"paused at step {step} of {total_steps}")
+        self.step, self.total_steps = step, total_steps
 
 
 class InjectedFailure(RuntimeError):
@@ -126,14 +135,19 @@ class Attempt:
 
 
 def attempt(
-    config: RunConfig, run_dir: str | os.PathLike, trackers: TrackerSettings | None = None
+    config: RunConfig,
+    run_dir: str | os.PathLike,
+    trackers: TrackerSettings | None = None,
+    stop_at: float | None = None,
 ) -> Attempt:
     """`train_and_evaluate`, telling a run trained now from one found finished.
 
-    The run's lock is taken before training and `result.json` is looked for again once
-    it is held, so a run that another process finished meanwhile is never trained twice.
-    Raises `store.LockHeld` while another live process trains it. Only a run trained
-    now reports to the `trackers` (grouped by the sweep, its parent folder).
+    With `stop_at` (a fraction of the run's training) an unfinished run trains only to the
+    first evaluation at or past it and raises `Paused` there. The run's lock is taken
+    before training and `result.json` is looked for again once it is held, so a run that
+    another process finished meanwhile is never trained twice. Raises `store.LockHeld`
+    while another live process trains it. Only a run trained now reports to the `trackers`
+    (grouped by the sweep, its parent folder).
     """
     path = epath.Path(store.absolute(run_dir))
     validate(config)
@@ -148,7 +162,10 @@ def attempt(
             info = RunInfo(path.parent.name, path.name, doc["config"])
             tracked = RunTrackers(trackers, info)
             try:
-                result = _train_and_evaluate(config, path, tracked.metrics)
+                result = _train_and_evaluate(config, path, tracked.metrics, stop_at)
+            except Paused:
+                tracked.finish(ok=True)
+                raise
             except Diverged as e:
                 store.write_failure(path, store.DIVERGED, str(e), step=e.step)
                 tracked.finish(ok=False)
@@ -202,7 +219,10 @@ def _run_log(path: epath.Path) -> Iterator[None]:
 
 
 def _train_and_evaluate(
-    config: RunConfig, path: epath.Path, on_metrics: Callable[[dict[str, Any]], None]
+    config: RunConfig,
+    path: epath.Path,
+    on_metrics: Callable[[dict[str, Any]], None],
+    stop_at: float | None = None,
 ) -> dict[str, Any]:
     d, t, e, tr = config.data, config.train, config.eval, config.transfer
     started = time.time()
@@ -214,6 +234,7 @@ def _train_and_evaluate(
             f"train.batch_size {t.batch_size} is not divisible by {n_devices} devices"
         )
     schedule = resolve_schedule(len(splits.train), t)
+    pause = pause_step(schedule, stop_at)
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[t.dtype]
 
     model, model_cfg = _build_model(config, store.store_root(path), n_leads, n_classes, dtype)
@@ -249,6 +270,9 @@ def _train_and_evaluate(
     stopped_early = False
     try:
         while step < schedule.total_steps:
+            if pause is not None and step >= pause:
+                ckpts.save(step, state, {"step": step, "controller": controller.state()})
+                raise Paused(step, schedule.total_steps)
             tick = time.time()
             x, y = next(stream)
             if step == t.fail_at_step:
@@ -327,6 +351,15 @@ def _train_and_evaluate(
         }
     )
     return result
+
+
+def pause_step(schedule: Schedule, stop_at: float | None) -> int | None:
+    """The first evaluation step at or past `stop_at` of the training; None if that is its end."""
+    if stop_at is None:
+        return None
+    every = schedule.eval_every
+    step = math.ceil(math.ceil(stop_at * schedule.total_steps) / every) * every
+    return step if 0 < step < schedule.total_steps else None
 
 
 def _build_model(

@@ -59,6 +59,24 @@ def parse_select(select: str) -> Selection:
     return Selection(metric, "macro", higher_is_better=True)
 
 
+RECORDED = {"loss": "val_loss", "auroc": "val_macro_auroc"}
+"""The selection metrics recorded at every evaluation (metrics.jsonl), by their key there."""
+
+
+def check_halving(halving: int, sel: Selection) -> None:
+    """Successive halving keeps 1/`halving` of the points per rung (0: off); a rung is
+    decided on a metric recorded at every evaluation."""
+    if halving == 0:
+        return
+    if not isinstance(halving, int) or isinstance(halving, bool) or halving < 2:
+        raise TuningError(f"halving={halving!r}: use 0 (off) or an integer >= 2")
+    if sel.metric not in RECORDED:
+        raise TuningError(
+            f"halving decides on a metric recorded at every evaluation: select val_loss or "
+            f"val_auroc, not val_{sel.metric}"
+        )
+
+
 def points(tune: dict[str, list[Any]], samples: int = 0, seed: int = 0) -> list[dict[str, Any]]:
     """The tuning grid in order (first key slowest), or `samples` of its points drawn
     without replacement with `seed` (kept in grid order). Keys become dotted paths."""
@@ -225,14 +243,18 @@ def mark(states: list[store.RunState], store_path: str | os.PathLike) -> dict[st
             score = _score(store.read_json(s.path / "result.json"), sel)
             if math.isnan(score):
                 continue
-            rest = {k: v for k, v in flatten(cfg).items() if k not in _leaves(keys)}
-            group = json.dumps(rest, sort_keys=True, default=str)
-            groups.setdefault(group, []).append(
+            groups.setdefault(group_key(cfg, keys), []).append(
                 (-score if sel.higher_is_better else score, s.run_id)
             )
         for candidates in groups.values():
             out[min(candidates)[1]]["selected"] = True
     return out
+
+
+def group_key(cfg: RunConfig, keys: list[str]) -> str:
+    """A run's tuning group as text: every config field but the tuned `keys`."""
+    rest = {k: v for k, v in flatten(cfg).items() if k not in _leaves(keys)}
+    return json.dumps(rest, sort_keys=True, default=str)
 
 
 def _leaves(keys: list[str]) -> set[str]:

@@ -12,7 +12,7 @@ import pytest
 from conftest import TINY, scaling_bin
 from etils import epath
 
-from scaling import laws, results, store, tuning
+from scaling import halving, laws, results, store, tuning
 from scaling.config import RunConfig, override
 from scaling.sweep import Sweep, SweepError, expand
 
@@ -42,6 +42,21 @@ def get_sweep():
         fixed={fixed},
         tune={{"train.lr": [1e-3, 1e-2]}},
         select="val_loss",
+        profiles={{"cpu": Resources(num_cpus=1)}},
+    )
+"""
+
+HALVING_SWEEP = """
+from scaling.sweep import Resources, Sweep
+
+def get_sweep():
+    return Sweep(
+        name="halved",
+        experiment="demo",
+        axes=({{"subset_size": [80, 160]}},),
+        fixed={fixed},
+        tune={{"train.lr": [1e-4, 3e-3, 3e-2]}},
+        halving={halving},
         profiles={{"cpu": Resources(num_cpus=1)}},
     )
 """
@@ -281,3 +296,82 @@ def test_interpolation_in_log_size_is_clamped_and_keeps_types():
     assert got[1000]["train.max_epochs"] == 17  # 10 · 3^0.5, rounded
     assert got[10] == winners[100] and got[0] == winners[10000]  # clamped; 0: the whole pool
     assert got[3000]["model.norm"] == "layer" and got[300]["model.norm"] == "batch"  # nearest
+
+
+def test_halving_rungs_keep_a_share_and_bad_specs_are_refused():
+    assert halving.rungs(3, 3) == [halving.Rung(1 / 3, 1)]
+    assert [r.keep for r in halving.rungs(10, 3)] == [4, 2, 1]
+    assert [r.fraction for r in halving.rungs(10, 3)] == [1 / 27, 1 / 9, 1 / 3]
+    assert halving.rungs(1, 2) == [] and halving.grid_share(1, 2) == 1.0
+    assert halving.grid_share(3, 3) == pytest.approx((3 / 3 + 2 / 3) / 3)
+    for kw, message in [
+        (dict(halving=3), "halving needs tune"),
+        (
+            dict(tune={"lr": [1, 2]}, halving=1),
+            re.escape("halving=1: use 0 (off) or an integer >= 2"),
+        ),
+        (dict(tune={"lr": [1, 2]}, halving=2, select="val_f1"), "not val_f1"),
+    ]:
+        with pytest.raises(SweepError, match=message):
+            expand(_sweep(**kw), base=RunConfig())
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_successive_halving_prunes_losers_at_the_rung_and_resumes_the_winner(
+    ray_head, code_data, tmp_path
+):
+    address, _ = ray_head
+    _write_tuned_sweep(tmp_path, code_data, "halved", HALVING_SWEEP.replace("{halving}", "3"))
+    cmd = ("sweep", "halved.py", "--store", "store", "--address", address)
+    dry = scaling_bin(*cmd[:4], "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "successive halving keeps 1/3 per rung: at most about 56%" in dry.stdout
+    first = scaling_bin(*cmd, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "rung at 0.333 of training" in first.stdout
+    assert "0/6 finished (0 trained now), 6 paused at their rung" in first.stdout
+    assert "2/2 finished (2 trained now)" in first.stdout
+    spared = re.search(r"pruned 4 of 6 tuning runs, sparing ([\d,]+) training", first.stdout)
+    # batch 16, 30 steps of which 10 trained before the rung: 20 steps spared per pruned run
+    assert spared and int(spared.group(1).replace(",", "")) == 4 * 20 * 16, first.stdout
+
+    table = results.collect(tmp_path / "store").drop_duplicates("run_id")
+    assert sorted(table["status"]) == ["finished"] * 2 + ["pruned"] * 4
+    runs = table[table["selected"]]
+    assert len(runs) == 2 and (runs["status"] == "finished").all()
+    for size in (80, 160):
+        states = [
+            s
+            for s in store.scan(tmp_path / "store", "halved")
+            if store.load_config(s.path).data.subset_size == size
+        ]
+        assert sorted(s.status for s in states) == ["finished", "pruned", "pruned"], size
+        at_rung = {
+            s.run_id: min(r["val_loss"] for r in store.read_metrics(s.path) if r["step"] <= 10)
+            for s in states
+        }
+        (winner,) = [s for s in states if s.status == store.FINISHED]
+        assert at_rung[winner.run_id] == min(at_rung.values())
+        assert runs[runs["subset_size"] == size]["run_id"].tolist() == [winner.run_id]
+        assert [r["step"] for r in store.read_metrics(winner.path)] == [10, 20, 30]
+        assert store.count_trainings(winner.path) == 2  # to the rung, then on from its checkpoint
+        for s in states:
+            if s.status == store.PRUNED:
+                info = json.loads((s.path / "failure.json").read_text())
+                assert (info["step"], info["total_steps"]) == (10, 30)
+                assert max(r["step"] for r in store.read_metrics(s.path)) == 10
+    status = scaling_bin("status", "store", cwd=tmp_path)
+    assert "2/6 done" in status.stdout and "4 pruned" in status.stdout, status.stdout
+
+    again = scaling_bin(*cmd, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "all 2 runs already finished" in again.stderr and "rung at" not in again.stdout
+
+    _write_tuned_sweep(tmp_path, code_data, "halved", HALVING_SWEEP.replace("{halving}", "0"))
+    full = scaling_bin(*cmd, cwd=tmp_path)  # the same runs without halving: the grid finishes
+    assert full.returncode == 0, full.stdout + full.stderr
+    assert "6/6 finished (4 trained now, 4 retried)" in full.stdout
+    for s in store.scan(tmp_path / "store", "halved"):
+        assert [r["step"] for r in store.read_metrics(s.path)] == [10, 20, 30]
+        assert store.count_trainings(s.path) == 2
