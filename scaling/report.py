@@ -384,8 +384,12 @@ def _tuning(table, metric: str, split: str, form: str, n_bootstrap: int, all_run
         per_size = []
         for key, cell in group.groupby(keys, sort=True):
             row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-            by_label = dict(zip(cell["tuning"], cell["run_id"].map(score), strict=True))
-            row |= {label: format_number(by_label.get(label, np.nan)) for label in labels}
+            shown = [
+                "pruned" if status == "pruned" else format_number(value)
+                for status, value in zip(cell["status"], cell["run_id"].map(score), strict=True)
+            ]
+            by_label = dict(zip(cell["tuning"], shown, strict=True))
+            row |= {label: by_label.get(label, format_number(np.nan)) for label in labels}
             winner = cell[cell["selected"].astype(bool)]["tuning"]
             row["selected"] = winner.iloc[0] if len(winner) else "(none finished)"
             per_size.append(row)
@@ -402,6 +406,13 @@ def _tuning(table, metric: str, split: str, form: str, n_bootstrap: int, all_run
             ),
             pd.DataFrame(per_size),
         ]
+        if pruned := int((group["status"] == "pruned").sum()):
+            blocks.append(
+                f"Successive halving pruned {pruned} of the {len(group)} tuning runs: "
+                f"each stopped at a rung of its training, behind the others of its group on "
+                f"{select} so far (cells read 'pruned'); the same sweep without halving "
+                "trains them to the end."
+            )
         guessed = runs[(runs["sweep"] == sweep) & runs["tuning"].str.endswith("(interpolated)")]
         if len(guessed):
             at = guessed.groupby("subset_size")["tuning"].first()

@@ -364,6 +364,12 @@ def test_successive_halving_prunes_losers_at_the_rung_and_resumes_the_winner(
     status = scaling_bin("status", "store", cwd=tmp_path)
     assert "2/6 done" in status.stdout and "4 pruned" in status.stdout, status.stdout
 
+    rep = scaling_bin("report", "store", "--out", "rep", "--bootstrap", "20", cwd=tmp_path)
+    assert rep.returncode == 0, rep.stderr
+    section = (tmp_path / "rep" / "report.md").read_text().split("## Per-size tuning")[1]
+    assert "Successive halving pruned 4 of the 6 tuning runs" in section
+    assert len(re.findall(r"^\| (80|160) \|.*pruned.*pruned", section, re.M)) == 2, section
+
     again = scaling_bin(*cmd, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "all 2 runs already finished" in again.stderr and "rung at" not in again.stdout
