@@ -231,7 +231,7 @@ def empty(tmp):
 
 
 def _cpsc(tmp: Path, layout: str) -> Path:
-    from scaling.data.cpsc import write_cpsc_sample
+    from scaling.data.synthetic import write_cpsc_sample
 
     return write_cpsc_sample(tmp / "bad", n_records=12, layout=layout, seed=1)
 

@@ -11,11 +11,12 @@ from scipy import signal
 from scaling.config import CODE15_CLASSES, LEADS_12
 from scaling.data.synthetic import (
     class_names_for,
+    compatible,
     ecg_waveforms,
-    generic_feature,
     sample_labels,
     write_code_dataset,
 )
+from scaling.data.synthetic.waveforms import generic_feature
 
 RATE = 400.0
 
@@ -174,3 +175,11 @@ def test_bad_arguments(tmp_path):
         class_names_for(0)
     assert class_names_for(8) == (*CODE15_CLASSES, "class07", "class08")
     assert not list(tmp_path.iterdir())
+
+
+def test_one_class_rule_for_every_writer_through_the_waveform_class_that_draws_it():
+    assert not compatible("RBBB", ["SB", "LBBB"]) and compatible("RBBB", ["SB", "1dAVb"])
+    assert not compatible("AF", ["1dAVb"]) and not compatible("1dAVb", ["AF"])
+    ptbxl = {"AFIB": "AF", "1AVB": "1dAVb", "SR": "SR"}
+    assert not compatible("1AVB", ["AFIB"], ptbxl) and compatible("1AVB", ["SR"], ptbxl)
+    assert compatible("MI", ["STTC", "HYP"])  # classes without a rule go with anything

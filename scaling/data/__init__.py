@@ -5,7 +5,7 @@
   its nested (or few-shot) subset (`subsets.py`).
 - `iterate_batches` / `train_stream`: prefetched (x, y) batches (`loader.py`).
 - `check_dataset`: scan a whole dataset and list its problems (`check.py`).
-- `write_code_dataset`: synthetic data in the CODE layout (`synthetic.py`).
+- `synthetic/`: synthetic data in the CODE, PTB-XL and CPSC layouts, with learnable labels.
 """
 
 from scaling.data.check import CheckReport, check_dataset
