@@ -15,7 +15,7 @@ from pathlib import Path
 from etils import epath
 
 from scaling import store
-from scaling.config import parse_overrides
+from scaling.config import DATASET_KINDS, parse_overrides
 from scaling.errors import ScalingError
 
 EXIT_FAILED_RUNS = 1
@@ -804,7 +804,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = data.add_parser("check", help="validate a CODE, PTB-XL or CPSC dataset")
     p.add_argument("path")
-    p.add_argument("--kind", default="auto", choices=["auto", "code", "ptbxl", "cpsc"])
+    p.add_argument("--kind", default="auto", choices=["auto", *DATASET_KINDS])
     p.add_argument("--classes", help="comma-separated class columns (CODE; default: inferred)")
     p.set_defaults(fn=cmd_data_check)
     return parser

@@ -14,6 +14,7 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,8 +210,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"config key '{key}' has unsupported type {tp}")
 
 
-CHOICES: dict[str, tuple[Any, ...]] = {
-    "data.kind": ("code", "ptbxl", "cpsc"),
+DATASET_KINDS: dict[str, str] = {
+    "code": "scaling.data.code",  # CODE-II, CODE-15%: exams.csv + exams_part*.hdf5
+    "ptbxl": "scaling.data.ptbxl",  # PTB-XL: ptbxl_database.csv + WFDB records
+    "cpsc": "scaling.data.cpsc",  # CPSC 2018, Challenge 2020/2021: .mat + .hea
+}
+"""Each `data.kind` and the module that reads it (the contract: `scaling/data/kinds.py`)."""
+
+CHOICES: dict[str, Collection[Any]] = {
+    "data.kind": DATASET_KINDS.keys(),
     "data.label_level": ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all"),
     "data.ptbxl_records": (500, 100),
     "data.nan_policy": ("fail", "exclude"),

@@ -56,7 +56,8 @@ class PoolSize:
 
 
 def class_count(d: DataConfig) -> int:
-    return len(d.classes) or DEFAULT_CLASSES[d.kind]
+    """The classes of `d`'s runs (for another kind, 1: the head is a rounding error of cost)."""
+    return len(d.classes) or DEFAULT_CLASSES.get(d.kind, 1)
 
 
 def pool_size(d: DataConfig) -> PoolSize:

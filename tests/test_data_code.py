@@ -15,6 +15,7 @@ import pytest
 
 from scaling.config import CODE15_CLASSES, LEADS_12
 from scaling.data import DataError, open_dataset, read_code, write_code_dataset
+from scaling.data.dataset import ReadOptions
 
 LENGTH = 256
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -56,7 +57,7 @@ def edit_table(folder: Path, edit) -> None:
 
 
 def test_reads_every_exam_joined_across_parts(data):
-    exams = read_code(data, classes=CODE15_CLASSES)
+    exams = read_code(data)
     table = pd.read_csv(data / "exams.csv").set_index("exam_id")
     assert len(exams) == 40 and exams.class_names == CODE15_CLASSES
     assert exams.lead_names == LEADS_12 and exams.sample_rate == 400.0
@@ -76,8 +77,11 @@ def test_reads_every_exam_joined_across_parts(data):
 
 
 def test_classes_are_selected_by_name_and_inferred_when_empty(data):
-    assert read_code(data, classes=("AF", "1dAVb")).class_names == ("AF", "1dAVb")
-    assert read_code(data).class_names == CODE15_CLASSES
+    two = open_dataset("code", str(data), classes=("AF", "1dAVb"))
+    assert two.class_names == ("AF", "1dAVb")
+    every = read_code(data)
+    assert every.class_names == CODE15_CLASSES
+    np.testing.assert_array_equal(two.labels, every.labels[:, [4, 0]])
     assert open_dataset("code", str(data), classes=("SB",)).labels.shape == (40, 1)
 
 
@@ -175,9 +179,11 @@ def test_missing_folder_table_or_parts(tmp_path, data):
 
 def test_missing_class_column_names_it_and_lists_the_columns(data):
     with pytest.raises(
-        DataError, match=r"exams\.csv: class column\(s\) MI not found; available columns: exam_id"
+        DataError,
+        match=r"code: class\(es\) MI not found; the dataset's classes are 1dAVb, RBBB, LBBB, SB, "
+        r"AF, ST \(other columns: age, is_male, patient_id, trace_file\)",
     ):
-        read_code(data, classes=("AF", "MI"))
+        open_dataset("code", str(data), classes=("AF", "MI"))
 
 
 @pytest.mark.parametrize("column", ["patient_id", "exam_id"])
@@ -189,8 +195,9 @@ def test_missing_id_column(data, column):
 
 def test_bad_values_in_the_table(data):
     edit_table(data, lambda t: t.assign(AF=t["AF"].replace(0, 2)))
-    with pytest.raises(DataError, match=r"exams\.csv: class column 'AF' must hold 0/1"):
-        read_code(data, classes=("AF",))
+    bad = r"code: class column 'AF' must hold 0/1, found 40 other value\(s\) \(e.g. 2, 2, 2\)"
+    with pytest.raises(DataError, match=bad):
+        open_dataset("code", str(data), classes=("AF",))
     edit_table(data, lambda t: t.assign(AF=0, patient_id=t["patient_id"].where(t.index != 3)))
     with pytest.raises(DataError, match=r"exams\.csv: column 'patient_id' is empty for 1 exam"):
         read_code(data)
@@ -310,12 +317,12 @@ def test_unknown_kind():
 @pytest.mark.filterwarnings("ignore:.*have no 500 Hz files")
 def test_open_dataset_dispatches_to_ptbxl_and_selects_classes():
     path = str(REAL_DATA / "ptbxl_sample")
-    exams = open_dataset("ptbxl", path, label_level="superdiagnostic")
+    exams = open_dataset("ptbxl", path, options=ReadOptions(label_level="superdiagnostic"))
     assert set(exams.info["split"]) <= {"train", "val", "test"}
     two = open_dataset("ptbxl", path, classes=("MI", "NORM"))
     assert two.class_names == ("MI", "NORM")
     np.testing.assert_array_equal(
         two.labels[:, 1], exams.labels[:, exams.class_names.index("NORM")]
     )
-    with pytest.raises(DataError, match="AF not in the labels"):
+    with pytest.raises(DataError, match="AF not found; the dataset's classes are MI, NORM"):
         open_dataset("ptbxl", path, classes=("AF",))

@@ -1,6 +1,7 @@
 """Data: read datasets into `ExamSet`s, split them by patient, stream preprocessed batches.
 
-- `open_dataset(kind, path, ...)`: CODE family (`code.py`), PTB-XL, CPSC 2018.
+- `open_dataset(kind, path, ...)`: a dataset of a kind registered in
+  `config.DATASET_KINDS`: CODE family (`code.py`), PTB-XL, CPSC 2018 (`kinds.py`).
 - `prepare_splits(cfg)`: train / val / test by patient, the seeded training pool and
   its nested (or few-shot) subset (`subsets.py`).
 - `iterate_batches` / `train_stream`: prefetched (x, y) batches (`loader.py`).
@@ -11,7 +12,8 @@
 from scaling.data.check import CheckReport, check_dataset
 from scaling.data.code import read_code
 from scaling.data.dataset import DataError, ExamSet, Split
-from scaling.data.loader import iterate_batches, open_dataset, train_stream
+from scaling.data.kinds import open_dataset
+from scaling.data.loader import iterate_batches, train_stream
 from scaling.data.subsets import (
     Splits,
     carve_patients,

@@ -23,9 +23,10 @@ from scaling.data.code import (
     read_part,
     read_table,
     scan_nonfinite,
+    table_classes,
 )
 from scaling.data.dataset import DataError, ExamSet
-from scaling.data.loader import open_dataset
+from scaling.data.kinds import detect_kind, open_dataset
 
 CODE_RATE = 400.0  # CODE files carry no rate; this is the rate of CODE-II and CODE-15%
 READ_BATCH = 256
@@ -51,25 +52,6 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def detect_kind(path: Path) -> str:
-    """The dataset kind at `path`: code (exams.csv), ptbxl (ptbxl_database.csv) or cpsc
-    (*.hea records, or the 2018 release's REFERENCE.csv)."""
-    if (path / TABLE).is_file():
-        return "code"
-    if (path / "ptbxl_database.csv").is_file():
-        return "ptbxl"
-    if (
-        next(path.glob("*.hea"), None)
-        or next(path.glob("*/*.hea"), None)
-        or (path / "REFERENCE.csv").is_file()
-    ):
-        return "cpsc"
-    raise DataError(
-        f"{path}: cannot tell the dataset kind; expected {TABLE} (CODE), "
-        "ptbxl_database.csv (PTB-XL), or *.hea records or REFERENCE.csv (CPSC)"
-    )
-
-
 def check_dataset(path: str, *, kind: str = "auto", classes: tuple[str, ...] = ()) -> CheckReport:
     """Scan every exam of the dataset at `path` and report its summary and problems."""
     root = Path(path)
@@ -93,7 +75,8 @@ def _summary(path: Path, kind: str, **facts) -> dict:
 def _check_code(root: Path, classes: tuple[str, ...]) -> CheckReport:
     problems: list[str] = []
     try:
-        table, classes = read_table(root, classes)
+        table = read_table(root)
+        classes = table_classes(table, root / TABLE, classes)
     except DataError as e:
         return CheckReport({"path": str(root), "kind": "code"}, [str(e)])
     parts: list[Part] = []

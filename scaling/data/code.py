@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from scaling.config import LEADS_12
-from scaling.data.dataset import DataError, ExamSet
+from scaling.data.dataset import DataError, ExamSet, ReadOptions
 
 TABLE = "exams.csv"
 PART_GLOB = "exams_part*.hdf5"
+LAYOUT = f"{TABLE} and {PART_GLOB} (CODE-II, CODE-15%)"
 NAN_POLICIES = ("fail", "exclude")
 # Columns of CODE tables that are never classes (used when classes are inferred).
 METADATA_COLUMNS = frozenset(
@@ -73,8 +74,8 @@ def infer_classes(table: pd.DataFrame) -> tuple[str, ...]:
     return tuple(str(c) for c in table.columns if c not in METADATA_COLUMNS and is_binary(table[c]))
 
 
-def read_table(folder: Path, classes: tuple[str, ...]) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """`exams.csv` of a CODE folder, validated, and its class columns (inferred if none given)."""
+def read_table(folder: Path) -> pd.DataFrame:
+    """`exams.csv` of a CODE folder, its ids validated."""
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder (expected a CODE dataset with {TABLE})")
     path = folder / TABLE
@@ -106,6 +107,12 @@ def read_table(folder: Path, classes: tuple[str, ...]) -> tuple[pd.DataFrame, tu
         raise DataError(
             f"{path}: {len(duplicated)} duplicate exam id(s) in 'exam_id' ({list_ids(duplicated)})"
         )
+    return table
+
+
+def table_classes(table: pd.DataFrame, path: Path, classes: tuple[str, ...]) -> tuple[str, ...]:
+    """`classes` once checked to be 0/1 columns of `table` (read from `path`), else the
+    inferred ones."""
     classes = tuple(classes) or infer_classes(table)
     if not classes:
         raise DataError(f"{path}: no class columns given and no 0/1 column to infer them from")
@@ -122,7 +129,7 @@ def read_table(folder: Path, classes: tuple[str, ...]) -> tuple[pd.DataFrame, tu
                 f"{path}: class column '{c}' must hold 0/1, found {len(bad)} other value(s) "
                 f"(e.g. {list_ids(bad.to_numpy(), 3)})"
             )
-    return table, classes
+    return classes
 
 
 # ---------------------------------------------------------------------------
@@ -405,24 +412,28 @@ class _H5Rows:
 # The dataset
 
 
-def read_code(
-    path: str | Path,
-    *,
-    classes: tuple[str, ...] = (),
-    source_rate: float = 400.0,
-    nan_policy: str = "fail",
-) -> ExamSet:
+def looks_like(path: Path) -> bool:
+    return (path / TABLE).is_file()
+
+
+def read(path: Path, options: ReadOptions) -> ExamSet:
+    """The dataset kind's reader (`scaling.data.kinds`)."""
+    return read_code(path, source_rate=options.source_rate, nan_policy=options.nan_policy)
+
+
+def read_code(path: str | Path, *, source_rate: float = 400.0, nan_policy: str = "fail") -> ExamSet:
     """A CODE-family folder as an `ExamSet` (labels in memory, tracings on disk).
 
-    Exams in exams.csv without a tracing, and tracings without a row, are excluded
-    with a warning. `classes=()` takes every 0/1 non-metadata column. With
-    nan_policy "fail" a batch holding NaN/inf raises at read time; "exclude" scans
-    every tracing now (slow for big datasets) and drops those exams with a warning.
+    Every 0/1 column that is not known metadata is a class. Exams in exams.csv without a
+    tracing, and tracings without a row, are excluded with a warning. With nan_policy
+    "fail" a batch holding NaN/inf raises at read time; "exclude" scans every tracing
+    now (slow for big datasets) and drops those exams with a warning.
     """
     if nan_policy not in NAN_POLICIES:
-        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+        raise DataError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
     folder = Path(path)
-    table, classes = read_table(folder, tuple(classes))
+    table = read_table(folder)
+    classes = infer_classes(table)
     parts = [read_part(f) for f in find_parts(folder, table)]
     lengths = {p.samples for p in parts}
     if len(lengths) > 1:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from scaling.data.dataset import DataError, ExamSet
+from scaling.data.dataset import DataError, ExamSet, ReadOptions
 from scaling.data.preprocess import lead_indices, stack_centred
 from scaling.data.wfdb_header import INVALID_INT16, Header, read_header
 
@@ -35,6 +35,7 @@ CPSC_CLASSES = ("Normal", "AF", "I-AVB", "LBBB", "RBBB", "PAC", "PVC", "STD", "S
 CPSC_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 CPSC_RATE = 500.0
 REFERENCE = "REFERENCE.csv"
+LAYOUT = f".mat + .hea records, or .mat with {REFERENCE} (CPSC 2018, Challenge 2020/2021)"
 _LABEL_COLUMNS = ("First_label", "Second_label", "Third_label")
 
 # SNOMED CT code -> CPSC class, from the Challenge 2021 tables dx_mapping_scored.csv and
@@ -61,16 +62,24 @@ SNOMED_CLASSES = {
 }
 
 
-def read_cpsc(path: str | Path, *, classes: tuple[str, ...] | None = CPSC_CLASSES) -> ExamSet:
-    """Read CPSC 2018 (either layout) or Challenge 2020/2021 data; signals stay on disk.
+def looks_like(path: Path) -> bool:
+    return bool(
+        next(path.glob("*.hea"), None)
+        or next(path.glob("*/*.hea"), None)
+        or (path / REFERENCE).is_file()
+    )
 
-    `classes`: label columns, in this order, among `CPSC_CLASSES` (None or () for all nine).
-    """
+
+def read(path: Path, options: ReadOptions) -> ExamSet:
+    """The dataset kind's reader (`scaling.data.kinds`)."""
+    return read_cpsc(path)
+
+
+def read_cpsc(path: str | Path) -> ExamSet:
+    """Read CPSC 2018 (either layout) or Challenge 2020/2021 data, with the nine
+    `CPSC_CLASSES`; signals stay on disk."""
     root = Path(path)
-    classes = tuple(classes or CPSC_CLASSES)
-    unknown = [c for c in classes if c not in CPSC_CLASSES]
-    if unknown:
-        raise DataError(f"CPSC class(es) {', '.join(unknown)} not among {', '.join(CPSC_CLASSES)}")
+    classes = CPSC_CLASSES
     if not root.is_dir():
         raise DataError(f"{root}: folder not found; expected CPSC 2018 / Challenge records")
     if (root / REFERENCE).is_file():

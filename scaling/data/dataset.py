@@ -15,6 +15,16 @@ class DataError(ScalingError):
     """Bad input data; the message names the file, the field and what was expected."""
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a config tells a reader beyond the path; each kind uses the fields it knows."""
+
+    label_level: str = "superdiagnostic"  # PTB-XL: which statements are the classes
+    ptbxl_records: int = 500  # PTB-XL: records500/ or records100/
+    source_rate: float = 400.0  # CODE: its files carry no sample rate
+    nan_policy: str = "fail"  # CODE: "exclude" scans every tracing and drops NaN/inf exams
+
+
 class SignalReader(Protocol):
     """Reads raw signals by row of an `ExamSet`."""
 

@@ -1,4 +1,4 @@
-"""Opening a dataset by kind, and streaming preprocessed batches of a `Split`.
+"""Streaming preprocessed batches of a `Split`.
 
 `iterate_batches` makes one in-order pass (evaluation); `train_stream` is the
 endless, seeded, resumable stream of full training batches. Both read and
@@ -12,63 +12,16 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from itertools import islice
 
 import numpy as np
 
 from scaling.config import DataConfig
-from scaling.data.code import read_code
-from scaling.data.dataset import DataError, ExamSet, Split
+from scaling.data.dataset import ExamSet, Split
 from scaling.data.preprocess import preprocess
 
 Batch = tuple[np.ndarray, np.ndarray]
-KINDS = ("code", "ptbxl", "cpsc")
 THREAD_NAME = "scaling-prefetch"
-
-
-def open_dataset(
-    kind: str,
-    path: str,
-    *,
-    classes: tuple[str, ...] = (),
-    label_level: str = "superdiagnostic",
-    ptbxl_records: int = 500,
-    source_rate: float = 400.0,
-    nan_policy: str = "fail",
-) -> ExamSet:
-    """The `ExamSet` of a dataset: kind "code" (CODE family), "ptbxl" or "cpsc".
-
-    `classes=()` keeps the dataset's own classes; otherwise exactly those, in that
-    order. `source_rate` and `nan_policy` apply to CODE, which has no rate in its
-    files; `label_level` and `ptbxl_records` (100 or 500 Hz) to PTB-XL.
-    """
-    if kind == "code":
-        return read_code(path, classes=classes, source_rate=source_rate, nan_policy=nan_policy)
-    if kind == "ptbxl":
-        from scaling.data.ptbxl import read_ptbxl
-
-        exams = read_ptbxl(path, level=label_level, sampling=str(ptbxl_records))
-        return _select_classes(exams, classes)
-    if kind == "cpsc":
-        from scaling.data.cpsc import read_cpsc
-
-        return read_cpsc(path, classes=tuple(classes) or None)
-    raise DataError(f"unknown dataset kind {kind!r}; expected one of {', '.join(KINDS)}")
-
-
-def _select_classes(exams: ExamSet, classes: tuple[str, ...]) -> ExamSet:
-    """The same exams with only `classes` as labels (all of them when empty)."""
-    if not classes or tuple(classes) == exams.class_names:
-        return exams
-    missing = [c for c in classes if c not in exams.class_names]
-    if missing:
-        raise DataError(
-            f"{exams.source}: class(es) {', '.join(missing)} not in the labels; "
-            f"available: {', '.join(exams.class_names)}"
-        )
-    columns = [exams.class_names.index(c) for c in classes]
-    return replace(exams, labels=exams.labels[:, columns], class_names=tuple(classes))
 
 
 # ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.data.dataset import DataError, ExamSet
+from scaling.data.dataset import DataError, ExamSet, ReadOptions
 from scaling.data.preprocess import lead_indices, stack_centred
 from scaling.data.wfdb_header import INVALID_INT16, read_header
 
@@ -34,6 +34,7 @@ LEVELS = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "a
 DATABASE = "ptbxl_database.csv"
 STATEMENTS = "scp_statements.csv"
 PTBXL_LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
+LAYOUT = f"{DATABASE}, {STATEMENTS} and WFDB records (PTB-XL)"
 
 _STATEMENT_COLUMNS = (
     "description",
@@ -51,6 +52,15 @@ _DIAGNOSTIC_COLUMN = {
     "subdiagnostic": "diagnostic_subclass",
     "superdiagnostic": "diagnostic_class",
 }
+
+
+def looks_like(path: Path) -> bool:
+    return (path / DATABASE).is_file()
+
+
+def read(path: Path, options: ReadOptions) -> ExamSet:
+    """The dataset kind's reader (`scaling.data.kinds`)."""
+    return read_ptbxl(path, level=options.label_level, sampling=str(options.ptbxl_records))
 
 
 def read_ptbxl(

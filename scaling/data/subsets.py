@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from scaling.config import LEADS_12, DataConfig
-from scaling.data.dataset import DataError, ExamSet, Split
-from scaling.data.loader import open_dataset
+from scaling.data.dataset import DataError, ExamSet, ReadOptions, Split
+from scaling.data.kinds import open_dataset
 
 
 def carve_patients(
@@ -165,16 +165,10 @@ def prepare_splits(cfg: DataConfig) -> Splits:
     if cfg.shots > 0 and cfg.subset_size > 0:
         raise DataError(f"set subset_size ({cfg.subset_size}) or shots ({cfg.shots}), not both")
 
+    options = ReadOptions(cfg.label_level, cfg.ptbxl_records, cfg.source_rate, cfg.nan_policy)
+
     def read(path: str) -> ExamSet:
-        return open_dataset(
-            cfg.kind,
-            path,
-            classes=cfg.classes,
-            label_level=cfg.label_level,
-            ptbxl_records=cfg.ptbxl_records,
-            source_rate=cfg.source_rate,
-            nan_policy=cfg.nan_policy,
-        )
+        return open_dataset(cfg.kind, path, classes=cfg.classes, options=options)
 
     exams = read(cfg.path)
     test_exams = exams
