@@ -203,9 +203,8 @@ def run_sweep(
     todo = _triage(sweep, runs, store_path, retry_diverged, summary)
     view = view_for(sys.stderr, report_every)
     if not todo:
-        view.message(
-            f"sweep {sweep.name}: all {len(runs)} runs already finished, diverged or pruned"
-        )
+        ended = "finished, diverged or pruned" if summary.pruned else "finished or diverged"
+        view.message(f"sweep {sweep.name}: all {len(runs)} runs already {ended}")
         return summary
     if summary.retried:
         view.message(

@@ -180,7 +180,8 @@ def test_missing_folder_table_or_parts(tmp_path, data):
 def test_missing_class_column_names_it_and_lists_the_columns(data):
     with pytest.raises(
         DataError,
-        match=r"code: class\(es\) MI not found; the dataset's classes are 1dAVb, RBBB, LBBB, SB, "
+        match=r"code/exams\.csv: class column\(s\) MI not found; the dataset's classes are "
+        r"1dAVb, RBBB, LBBB, SB, "
         r"AF, ST \(other columns: age, is_male, patient_id, trace_file\)",
     ):
         open_dataset("code", str(data), classes=("AF", "MI"))
@@ -195,7 +196,7 @@ def test_missing_id_column(data, column):
 
 def test_bad_values_in_the_table(data):
     edit_table(data, lambda t: t.assign(AF=t["AF"].replace(0, 2)))
-    bad = r"code: class column 'AF' must hold 0/1, found 40 other value\(s\) \(e.g. 2, 2, 2\)"
+    bad = r"exams\.csv: class column 'AF' must hold 0/1, found 40 other value\(s\) \(e.g. 2, 2, 2\)"
     with pytest.raises(DataError, match=bad):
         open_dataset("code", str(data), classes=("AF",))
     edit_table(data, lambda t: t.assign(AF=0, patient_id=t["patient_id"].where(t.index != 3)))

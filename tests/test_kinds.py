@@ -89,7 +89,8 @@ def test_a_fourth_kind_is_one_module_and_one_registry_line(toy, tmp_path):
     assert exams.read(np.array([3, 1])).shape == (2, 2500, 12)
     rbbb = open_dataset("toy", str(toy), classes=("RBBB",))
     np.testing.assert_array_equal(rbbb.labels[:, 0], exams.labels[:, 1])
-    with pytest.raises(DataError, match=r"class\(es\) SB not found; the dataset's classes are AF"):
+    missing = r"toy_data: class column\(s\) SB not found; the dataset's classes are AF, RBBB"
+    with pytest.raises(DataError, match=missing):
         open_dataset("toy", str(toy), classes=("SB",))
     with pytest.raises(DataError, match=r"labels\.csv: missing"):
         open_dataset("toy", str(tmp_path))

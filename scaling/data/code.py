@@ -476,6 +476,7 @@ def read_code(path: str | Path, *, source_rate: float = 400.0, nan_policy: str =
         reader=reader,
         info=table.drop(columns=["exam_id", *classes]),
         source=str(folder),
+        labels_from=str(folder / TABLE),
     )
 
 

@@ -50,6 +50,7 @@ class ExamSet:
     reader: SignalReader
     info: pd.DataFrame
     source: str = ""  # path it was read from, for messages
+    labels_from: str = ""  # the file of the labels, if one (for messages about classes)
 
     def __len__(self) -> int:
         return len(self.exam_ids)

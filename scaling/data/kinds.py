@@ -80,10 +80,19 @@ def select_classes(exams: ExamSet, classes: tuple[str, ...]) -> ExamSet:
     """The same exams with only `classes` as labels, in that order (all when empty)."""
     if not classes:
         if not exams.class_names:
-            raise DataError(f"{exams.source}: no class columns (no 0/1 column of labels)")
+            where = exams.labels_from or exams.source
+            raise DataError(f"{where}: no class columns (no column of 0/1 labels)")
         return exams
     if classes == exams.class_names:
         return exams
+    _check_named(exams, classes)
+    columns = [exams.class_names.index(c) for c in classes]
+    return replace(exams, labels=exams.labels[:, columns], class_names=classes)
+
+
+def _check_named(exams: ExamSet, classes: tuple[str, ...]) -> None:
+    """A `DataError` naming the labels' file and the first of `classes` the labels lack."""
+    where = exams.labels_from or exams.source
     for c in classes:
         if c in exams.class_names:
             continue
@@ -91,15 +100,13 @@ def select_classes(exams: ExamSet, classes: tuple[str, ...]) -> ExamSet:
             bad = exams.info[c][~exams.info[c].isin((0, 1, True, False)) | exams.info[c].isna()]
             shown = ", ".join(map(str, bad.head(3).tolist()))
             raise DataError(
-                f"{exams.source}: class column '{c}' must hold 0/1, found {len(bad)} other "
+                f"{where}: class column '{c}' must hold 0/1, found {len(bad)} other "
                 f"value(s) (e.g. {shown})"
             )
         missing = [m for m in classes if m not in exams.class_names]
         others = ", ".join(map(str, exams.info.columns))
         raise DataError(
-            f"{exams.source}: class(es) {', '.join(missing)} not found; the dataset's classes "
+            f"{where}: class column(s) {', '.join(missing)} not found; the dataset's classes "
             f"are {', '.join(exams.class_names) or '(none)'}"
             + (f" (other columns: {others})" if others else "")
         )
-    columns = [exams.class_names.index(c) for c in classes]
-    return replace(exams, labels=exams.labels[:, columns], class_names=classes)

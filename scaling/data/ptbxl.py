@@ -128,6 +128,7 @@ def read_ptbxl(
         reader=PtbxlReader(records, sample_rate, lead_names),
         info=info,
         source=str(root),
+        labels_from=str(db_path),
     )
 
 
