@@ -34,6 +34,7 @@ import numpy as np
 
 from scaling.config import DataConfig
 from scaling.data import Split, read_code, train_stream, write_code_dataset
+from scaling.data.preprocess import Preprocessing
 
 BATCH = 64
 LENGTH = 4096
@@ -85,8 +86,8 @@ def stream_rate(folder: Path, batches: int, prefetch: int) -> tuple[float, float
     """(train_stream exams/s, ExamSet.read exams/s) over `batches` random batches."""
     exams = read_code(folder)
     split = Split(exams, np.arange(len(exams)))
-    cfg = DataConfig(path=str(folder), length=LENGTH)
-    stream = train_stream(split, cfg, BATCH, seed=0, prefetch=prefetch)
+    prep = Preprocessing.of(DataConfig(length=LENGTH))
+    stream = train_stream(split, prep, BATCH, seed=0, prefetch=prefetch)
     next(stream)  # start the prefetch threads
     start = time.perf_counter()
     for _ in range(batches):
@@ -141,10 +142,10 @@ def big_write(folder: str, n_exams: int) -> dict:
 def big_stream(folder: str, batches: int) -> dict:
     exams = read_code(folder)
     split = Split(exams, np.arange(len(exams)))
-    cfg = DataConfig(path=folder, length=LENGTH)
+    prep = Preprocessing.of(DataConfig(length=LENGTH))
     before = rss_mb()
     start = time.perf_counter()
-    stream = train_stream(split, cfg, BATCH, seed=0)
+    stream = train_stream(split, prep, BATCH, seed=0)
     for _ in range(batches):
         next(stream)
     stream.close()

@@ -27,13 +27,14 @@ from etils import epath
 from scaling import store
 from scaling.budget import Schedule, resolve_schedule
 from scaling.checkpoint import Checkpoints
-from scaling.config import ConfigError, RunConfig, TrainConfig, run_id, validate
+from scaling.config import ConfigError, EvalConfig, RunConfig, TrainConfig, run_id, validate
 from scaling.data import Splits, iterate_batches, prepare_splits, train_stream
+from scaling.data.preprocess import Preprocessing
 from scaling.metrics import bce_loss, best_f1_thresholds, bootstrap, classification_report
 from scaling.models import ResNet1D, forward_flops, init_model, param_count
-from scaling.steps import TrainState, make_steps
+from scaling.steps import Steps, TrainState, make_steps
 from scaling.tracking import RunInfo, RunTrackers, TrackerSettings
-from scaling.transfer import load_pretrained, probe_data, resolve_pretrained
+from scaling.transfer import load_pretrained, probe_features, resolve_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -238,9 +239,12 @@ def _train_and_evaluate(
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[t.dtype]
 
     model, model_cfg = _build_model(config, store.store_root(path), n_leads, n_classes, dtype)
-    data_splits, shape = splits, {"n_leads": n_leads, "n_classes": n_classes, "length": d.length}
+    shape = {"n_leads": n_leads, "n_classes": n_classes, "length": d.length}
+    prep: Preprocessing | None = Preprocessing.of(d)
+    batches = splits  # what the model reads: the data, or for a probe its features
     if tr.mode == "linear_probe":  # train the head on features of the frozen backbone
-        model, splits, d = probe_data(model, splits, d, e.batch_size)
+        model, batches = probe_features(model, splits, prep, e.batch_size)
+        prep = None
     steps = make_steps(model, optimizer=t.optimizer, weight_decay=t.weight_decay)
     pos_weight = _pos_weight(splits.train.labels) if t.class_weighting else np.ones(n_classes)
     state = steps.init(model)
@@ -257,8 +261,8 @@ def _train_and_evaluate(
     store.record_training(path, start_step)
 
     stream = train_stream(
-        splits.train,
-        d,
+        batches.train,
+        prep,
         t.batch_size,
         seed=t.init_seed,
         start_step=start_step,
@@ -285,7 +289,7 @@ def _train_and_evaluate(
                 train_loss = _check_finite(pending_losses)
                 pending_losses = []
                 train_time += (time.time() - tick) if step > start_step + 1 else 0.0
-                val_scores, val_labels = _predict(steps, state, splits, "val", d, e.batch_size)
+                val_scores, val_labels = _predict(steps, state, batches, "val", prep, e.batch_size)
                 val_loss = bce_loss(val_labels, val_scores)
                 val_auroc = _macro_auroc(val_labels, val_scores)
                 improved = controller.update(
@@ -326,15 +330,15 @@ def _train_and_evaluate(
         stream.close()
         ckpts.close()
 
-    result = _evaluate(steps, best, splits, d, e)
+    result = _evaluate(steps, best, batches, prep, e)
     seen = max(0, step - start_step - 1) * t.batch_size  # the examples `train_time` covers
     result.update(
         {
             "run_id": run_id(config),
             "status": store.FINISHED,
             "train_exams": len(splits.train),
-            "pool_exams": len(data_splits.pool),
-            "pool_patients": len(np.unique(data_splits.pool.patients)),
+            "pool_exams": len(splits.pool),
+            "pool_patients": len(np.unique(splits.pool.patients)),
             "n_params": param_count(model_cfg, **shape),
             "flops_per_example": forward_flops(model_cfg, **shape),
             "train_examples_seen": step * t.batch_size,
@@ -420,21 +424,28 @@ def _macro_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def _predict(
-    steps: Any, state: TrainState, splits: Splits, split: str, d: Any, batch_size: int
+    steps: Steps,
+    state: TrainState,
+    splits: Splits,
+    split: str,
+    prep: Preprocessing | None,
+    batch_size: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sigmoid scores and labels of a whole split, in order."""
     scores, labels = [], []
-    for x, y in iterate_batches(getattr(splits, split), d, batch_size):
+    for x, y in iterate_batches(getattr(splits, split), prep, batch_size):
         scores.append(steps.predict(state, x, batch_size))
         labels.append(y)
     return np.concatenate(scores), np.concatenate(labels)
 
 
-def _evaluate(steps: Any, state: TrainState, splits: Splits, d: Any, e: Any) -> dict[str, Any]:
+def _evaluate(
+    steps: Steps, state: TrainState, splits: Splits, prep: Preprocessing | None, e: EvalConfig
+) -> dict[str, Any]:
     """Metrics on val and test: thresholds picked on val (or per split), bootstrap CIs."""
     names = list(splits.class_names)
-    val_scores, val_labels = _predict(steps, state, splits, "val", d, e.batch_size)
-    test_scores, test_labels = _predict(steps, state, splits, "test", d, e.batch_size)
+    val_scores, val_labels = _predict(steps, state, splits, "val", prep, e.batch_size)
+    test_scores, test_labels = _predict(steps, state, splits, "test", prep, e.batch_size)
     val_thresholds = best_f1_thresholds(val_labels, val_scores)
     out: dict[str, Any] = {"metrics": {}, "loss": {}, "n_pos": {}, "n_exams": {}}
     for split, labels, scores in (

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-from dataclasses import dataclass
+import os
+import tempfile
 from typing import Any
 
 import jax
@@ -15,8 +15,9 @@ from flax import nnx
 
 from scaling import store
 from scaling.checkpoint import restore_state
-from scaling.config import DataConfig, ModelConfig, RunConfig, get_value, override, parse_overrides
+from scaling.config import ModelConfig, RunConfig, get_value, override, parse_overrides
 from scaling.data import ExamSet, Split, Splits, iterate_batches
+from scaling.data.preprocess import Preprocessing
 from scaling.errors import ScalingError
 from scaling.models import ResNet1D, init_model
 from scaling.steps import make_steps
@@ -99,34 +100,39 @@ class Probe(nnx.Module):
         return self.head(self.features(x, train=train))
 
 
-@dataclass(frozen=True)
 class _Features:
-    """A `SignalReader` over features held in memory, one "lead" of F samples."""
+    """A `SignalReader` over features in an unlinked file on local disk (memory-mapped, so a
+    CODE-II-size target's features need not fit in memory; the file goes with the reader)."""
 
-    values: np.ndarray  # (N, F)
+    def __init__(self, n: int, width: int) -> None:
+        fd, name = tempfile.mkstemp(prefix="scaling-features-", suffix=".npy")
+        os.close(fd)
+        self.values = np.lib.format.open_memmap(name, mode="w+", dtype=np.float32, shape=(n, width))
+        os.unlink(name)
 
     def read(self, rows: np.ndarray) -> np.ndarray:
-        return self.values[rows][:, :, None]
+        return np.asarray(self.values[rows])[:, :, None]  # (rows, features, one "lead")
 
 
-def probe_data(
-    model: ResNet1D, splits: Splits, d: DataConfig, batch_size: int
-) -> tuple[Probe, Splits, DataConfig]:
-    """Features of the train / val / test exams through the frozen backbone (eval mode).
-
-    Returns the probe (the model's head), the same splits over the features, and the
-    data config that streams them unchanged.
-    """
+def probe_features(
+    model: ResNet1D, splits: Splits, prep: Preprocessing, batch_size: int
+) -> tuple[Probe, Splits]:
+    """The features of the train / val / test exams through the frozen backbone (eval mode),
+    as splits of the same exams whose signals are those features (read without
+    preprocessing), and the probe that trains on them (the model's head)."""
     steps = make_steps(model, optimizer="adam", weight_decay=0.0)
     state = steps.init(model)
     parts = [splits.train, splits.val, splits.test]
-    features = [
-        np.concatenate(
-            [steps.features(state, x, batch_size) for x, _ in iterate_batches(p, d, batch_size)]
-        )
-        for p in parts
-    ]
     sizes = np.cumsum([0] + [len(p) for p in parts])
+    features: _Features | None = None
+    for part, start in zip(parts, sizes, strict=False):
+        at = int(start)
+        for x, _ in iterate_batches(part, prep, batch_size):
+            f = steps.features(state, x, batch_size)
+            if features is None:
+                features = _Features(int(sizes[-1]), f.shape[1])
+            features.values[at : at + len(f)] = f
+            at += len(f)
     exams = ExamSet(
         exam_ids=np.concatenate([p.exams.exam_ids[p.rows] for p in parts]),
         patient_ids=np.concatenate([p.patients for p in parts]),
@@ -134,18 +140,9 @@ def probe_data(
         class_names=splits.class_names,
         sample_rate=1.0,
         lead_names=(FEATURE_LEAD,),
-        reader=_Features(np.concatenate(features)),
+        reader=features,
         info=pd.DataFrame(index=range(sizes[-1])),
         source=f"features of {splits.train.exams.source}",
     )
     train, val, test = (Split(exams, np.arange(a, b)) for a, b in itertools.pairwise(sizes))
-    probe_cfg = dataclasses.replace(
-        d,
-        sample_rate=1.0,
-        length=features[0].shape[1],
-        leads=(FEATURE_LEAD,),
-        highpass_hz=0.0,
-        notch_hz=0.0,
-        scale=1.0,
-    )
-    return Probe(model.head), Splits(train, val, test, train, (FEATURE_LEAD,)), probe_cfg
+    return Probe(model.head), Splits(train, val, test, train, (FEATURE_LEAD,))

@@ -16,9 +16,8 @@ from itertools import islice
 
 import numpy as np
 
-from scaling.config import DataConfig
 from scaling.data.dataset import ExamSet, Split
-from scaling.data.preprocess import preprocess
+from scaling.data.preprocess import Preprocessing
 
 Batch = tuple[np.ndarray, np.ndarray]
 THREAD_NAME = "scaling-prefetch"
@@ -28,35 +27,28 @@ THREAD_NAME = "scaling-prefetch"
 # Batches
 
 
-def load_batch(exams: ExamSet, rows: np.ndarray, cfg: DataConfig) -> Batch:
-    """(x, y) for `rows`: x float32 (B, cfg.length, len(cfg.leads)), y float32 (B, C)."""
-    x = preprocess(
-        exams.read(rows),
-        exams.sample_rate,
-        exams.lead_names,
-        sample_rate=cfg.sample_rate,
-        length=cfg.length,
-        leads=cfg.leads,
-        highpass_hz=cfg.highpass_hz,
-        notch_hz=cfg.notch_hz,
-        scale=cfg.scale,
-    )
+def load_batch(exams: ExamSet, rows: np.ndarray, prep: Preprocessing | None) -> Batch:
+    """(x, y) for `rows`: x float32 as `prep` makes it (as read when None: features),
+    y float32 (B, C)."""
+    x = exams.read(rows)
+    if prep is not None:
+        x = prep.apply(x, exams.sample_rate, exams.lead_names)
     return x, exams.labels[rows].astype(np.float32)
 
 
 def iterate_batches(
-    split: Split, cfg: DataConfig, batch_size: int, *, prefetch: int = 2
+    split: Split, prep: Preprocessing | None, batch_size: int, *, prefetch: int = 2
 ) -> Iterator[Batch]:
     """One in-order pass over the split; the last batch may be short."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     chunks = (split.rows[i : i + batch_size] for i in range(0, len(split.rows), batch_size))
-    return _prefetched(lambda rows: load_batch(split.exams, rows, cfg), chunks, prefetch)
+    return _prefetched(lambda rows: load_batch(split.exams, rows, prep), chunks, prefetch)
 
 
 def train_stream(
     split: Split,
-    cfg: DataConfig,
+    prep: Preprocessing | None,
     batch_size: int,
     *,
     seed: int,
@@ -77,7 +69,7 @@ def train_stream(
         )
     positions = stream_positions(len(split), batch_size, seed=seed, start_step=start_step)
     rows = (split.rows[p] for p in positions)
-    return _prefetched(lambda r: load_batch(split.exams, r, cfg), rows, prefetch)
+    return _prefetched(lambda r: load_batch(split.exams, r, prep), rows, prefetch)
 
 
 def stream_positions(

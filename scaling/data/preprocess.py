@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 from scipy import signal
 
+from scaling.config import DataConfig
 from scaling.data.dataset import DataError
 
 # Limb-lead spellings used by CODE (DI, DII, DIII) and PhysioNet (I, II, III).
@@ -101,3 +103,33 @@ def preprocess(
     if scale != 1.0:
         x = x * np.float32(scale)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """The preprocessing of every batch of a run: its config's fields, unpacked once."""
+
+    sample_rate: float
+    length: int
+    leads: tuple[str, ...]
+    highpass_hz: float = 0.0
+    notch_hz: float = 0.0
+    scale: float = 1.0
+
+    @classmethod
+    def of(cls, d: DataConfig) -> Preprocessing:
+        return cls(d.sample_rate, d.length, tuple(d.leads), d.highpass_hz, d.notch_hz, d.scale)
+
+    def apply(self, x: np.ndarray, source_rate: float, source_leads: tuple[str, ...]) -> np.ndarray:
+        """`preprocess` with these settings."""
+        return preprocess(
+            x,
+            source_rate,
+            source_leads,
+            sample_rate=self.sample_rate,
+            length=self.length,
+            leads=self.leads,
+            highpass_hz=self.highpass_hz,
+            notch_hz=self.notch_hz,
+            scale=self.scale,
+        )
