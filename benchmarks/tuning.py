@@ -99,6 +99,7 @@ def trained(store_path: Path) -> int:
 
 def main() -> None:
     args = parse_args()
+    from benchmarks.orchestrate import SHAPE
     from scaling.data.synthetic import write_code_dataset
     from scaling.halving import grid_share
 
@@ -109,13 +110,8 @@ def main() -> None:
             folder / "data", n_exams=2 * max(sizes), n_patients=max(sizes), length=1024, seed=0
         )
         fixed = {
+            **SHAPE,
             "data.path": os.fspath(data),
-            "sample_rate": 100.0,
-            "length": 256,
-            "val_fraction": 0.2,
-            "test_fraction": 0.2,
-            "train.batch_size": 16,
-            "eval.batch_size": 64,
             "max_steps": args.steps,
             "eval_every": max(1, args.steps // 8),
             "early_stopping": 0,
