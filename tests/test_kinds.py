@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.config import LEADS_12
-from scaling.data.dataset import DataError, ExamSet, ReadOptions
+from scaling.data.dataset import DataError, ExamSet, Problems, ReadOptions
 
 LAYOUT = "labels.csv and tracings.npy (a toy kind)"
 
@@ -42,7 +42,7 @@ class NpyReader:
         return np.asarray(np.load(self.file, mmap_mode="r")[rows], dtype=np.float32)
 
 
-def read(path: Path, options: ReadOptions) -> ExamSet:
+def read(path: Path, options: ReadOptions, problems: Problems) -> ExamSet:
     if not (path / "labels.csv").is_file():
         raise DataError(f"{path / 'labels.csv'}: missing")
     table = pd.read_csv(path / "labels.csv")

@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.config import LEADS_12
-from scaling.data.dataset import DataError, ExamSet, ReadOptions
+from scaling.data.dataset import DataError, ExamSet, NonFiniteSignals, Problems, ReadOptions
 
 TABLE = "exams.csv"
 PART_GLOB = "exams_part*.hdf5"
@@ -108,28 +109,6 @@ def read_table(folder: Path) -> pd.DataFrame:
             f"{path}: {len(duplicated)} duplicate exam id(s) in 'exam_id' ({list_ids(duplicated)})"
         )
     return table
-
-
-def table_classes(table: pd.DataFrame, path: Path, classes: tuple[str, ...]) -> tuple[str, ...]:
-    """`classes` once checked to be 0/1 columns of `table` (read from `path`), else the
-    inferred ones."""
-    classes = tuple(classes) or infer_classes(table)
-    if not classes:
-        raise DataError(f"{path}: no class columns given and no 0/1 column to infer them from")
-    missing = [c for c in classes if c not in table.columns]
-    if missing:
-        raise DataError(
-            f"{path}: class column(s) {', '.join(missing)} not found; "
-            f"available columns: {', '.join(map(str, table.columns))}"
-        )
-    for c in classes:
-        if not is_binary(table[c]):
-            bad = table.loc[~table[c].isin((0, 1, True, False)) | table[c].isna(), c]
-            raise DataError(
-                f"{path}: class column '{c}' must hold 0/1, found {len(bad)} other value(s) "
-                f"(e.g. {list_ids(bad.to_numpy(), 3)})"
-            )
-    return classes
 
 
 # ---------------------------------------------------------------------------
@@ -327,10 +306,11 @@ class CodeReader:
         if not bad.any():  # the sum overflowed; the samples are finite
             return
         files = ", ".join(sorted({Path(self.files[p]).name for p in np.unique(part[bad])}))
-        raise DataError(
+        raise NonFiniteSignals(
             f"{Path(self.files[0]).parent}: NaN/inf samples in {files} for exam ids "
             f"{list_ids(self.exam_ids[rows[bad]])} (nan_policy='fail'); "
-            "`scaling data check` lists them all, nan_policy='exclude' drops them"
+            "`scaling data check` lists them all, nan_policy='exclude' drops them",
+            self.exam_ids[rows[bad]],
         )
 
 
@@ -416,43 +396,59 @@ def looks_like(path: Path) -> bool:
     return (path / TABLE).is_file()
 
 
-def read(path: Path, options: ReadOptions) -> ExamSet:
+def read(path: Path, options: ReadOptions, problems: Problems | None = None) -> ExamSet:
     """The dataset kind's reader (`scaling.data.kinds`)."""
-    return read_code(path, source_rate=options.source_rate, nan_policy=options.nan_policy)
+    return read_code(
+        path, source_rate=options.source_rate, nan_policy=options.nan_policy, problems=problems
+    )
 
 
-def read_code(path: str | Path, *, source_rate: float = 400.0, nan_policy: str = "fail") -> ExamSet:
+def read_code(
+    path: str | Path,
+    *,
+    source_rate: float = 400.0,
+    nan_policy: str = "fail",
+    problems: Problems | None = None,
+) -> ExamSet:
     """A CODE-family folder as an `ExamSet` (labels in memory, tracings on disk).
 
     Every 0/1 column that is not known metadata is a class. Exams in exams.csv without a
     tracing, and tracings without a row, are excluded with a warning. With nan_policy
     "fail" a batch holding NaN/inf raises at read time; "exclude" scans every tracing
-    now (slow for big datasets) and drops those exams with a warning.
+    now (slow for big datasets) and drops those exams with a warning. `problems`
+    collecting: an unreadable part, or one of another length, is reported and left out.
     """
+    problems = problems or Problems()
     if nan_policy not in NAN_POLICIES:
         raise DataError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
     folder = Path(path)
     table = read_table(folder)
     classes = infer_classes(table)
-    parts = [read_part(f) for f in find_parts(folder, table)]
-    lengths = {p.samples for p in parts}
+    parts = []
+    for file in find_parts(folder, table):
+        try:
+            parts.append(read_part(file))
+        except DataError as e:
+            problems.error(str(e))
+    lengths = Counter(p.samples for p in parts)
     if len(lengths) > 1:
         sizes = ", ".join(f"{p.file.name}: {p.samples}" for p in parts)
-        raise DataError(f"{folder}: parts hold tracings of different lengths ({sizes})")
+        problems.error(f"{folder}: parts hold tracings of different lengths ({sizes})")
+        parts = [p for p in parts if p.samples == lengths.most_common(1)[0][0]]
+    if not parts:
+        raise DataError(f"{folder}: no readable HDF5 part")
     located = join(table, parts, folder)
     keep = located.part >= 0
     if not keep.all():
         missing = table["exam_id"].to_numpy()[~keep]
-        warnings.warn(
+        problems.exclusion(
             f"{folder}: {len(missing)} exam(s) of {TABLE} have no tracing and are excluded "
-            f"(exam ids {list_ids(missing)})",
-            stacklevel=2,
+            f"(exam ids {list_ids(missing, 20)})"
         )
     if len(located.orphans):
-        warnings.warn(
+        problems.exclusion(
             f"{folder}: {len(located.orphans)} tracing(s) have no row in {TABLE} and are "
-            f"ignored (exam ids {list_ids(located.orphans)})",
-            stacklevel=2,
+            f"ignored (exam ids {list_ids(located.orphans, 20)})"
         )
     if nan_policy == "exclude":
         keep &= ~_nonfinite_mask(parts, located, table["exam_id"].to_numpy(), folder)

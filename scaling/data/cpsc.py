@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from scaling.data.dataset import DataError, ExamSet, ReadOptions
+from scaling.data.dataset import DataError, ExamSet, Problems, ReadOptions
 from scaling.data.preprocess import lead_indices, stack_centred
 from scaling.data.wfdb_header import INVALID_INT16, Header, read_header
 
@@ -70,8 +70,9 @@ def looks_like(path: Path) -> bool:
     )
 
 
-def read(path: Path, options: ReadOptions) -> ExamSet:
-    """The dataset kind's reader (`scaling.data.kinds`)."""
+def read(path: Path, options: ReadOptions, problems: Problems | None = None) -> ExamSet:
+    """The dataset kind's reader (`scaling.data.kinds`); every problem it finds is fatal or
+    a warning, so it reports nothing to `problems`."""
     return read_cpsc(path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,6 +16,14 @@ class DataError(ScalingError):
     """Bad input data; the message names the file, the field and what was expected."""
 
 
+class NonFiniteSignals(DataError):
+    """Signals read for a batch hold NaN/inf; `exam_ids` are the exams whose do."""
+
+    def __init__(self, message: str, exam_ids: np.ndarray) -> None:
+        super().__init__(message)
+        self.exam_ids = exam_ids
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     """What a config tells a reader beyond the path; each kind uses the fields it knows."""
@@ -23,6 +32,32 @@ class ReadOptions:
     ptbxl_records: int = 500  # PTB-XL: records500/ or records100/
     source_rate: float = 400.0  # CODE: its files carry no sample rate
     nan_policy: str = "fail"  # CODE: "exclude" scans every tracing and drops NaN/inf exams
+
+
+class Problems:
+    """Where a reader reports what is wrong with its input.
+
+    Reading for a run (the default) raises a `DataError` at the first `error` and turns
+    each `exclusion` (exams left out, the rest usable) into a warning. Collecting
+    (`scaling data check`) records both and the reader goes on wherever it can.
+    """
+
+    def __init__(self, collect: bool = False) -> None:
+        self.collect = collect
+        self.found: list[str] = []
+
+    def error(self, message: str) -> None:
+        """Something is broken; a reader that goes on (collecting) leaves the broken part out."""
+        if not self.collect:
+            raise DataError(message)
+        self.found.append(message)
+
+    def exclusion(self, message: str) -> None:
+        """Some exams are left out and the rest are usable."""
+        if self.collect:
+            self.found.append(message)
+        else:
+            warnings.warn(message, stacklevel=3)
 
 
 class SignalReader(Protocol):

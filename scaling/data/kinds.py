@@ -4,8 +4,10 @@ The contract of a kind's module (see `code.py`, `ptbxl.py`, `cpsc.py`):
 
 - `LAYOUT`: one line saying what the kind expects on disk, for messages;
 - `looks_like(path) -> bool`: whether a folder holds this kind (`data check --kind auto`);
-- `read(path, options) -> ExamSet`: every exam and *every* class the dataset has, signals
-  left on disk; a malformed input raises `DataError` naming the file and the field.
+- `read(path, options, problems) -> ExamSet`: every exam and *every* class the dataset
+  has, signals left on disk; a malformed input raises `DataError` naming the file and the
+  field, or, where the reader can go on without the broken part, goes to `problems`
+  (`Problems`: raised when reading for a run, listed by `scaling data check`).
 
 Everything else happens once, here, for every kind: choosing the classes a config asks for
 and the checks every `ExamSet` must pass. Adding a kind is one module and one line in
@@ -22,7 +24,7 @@ from types import ModuleType
 import numpy as np
 
 from scaling.config import DATASET_KINDS
-from scaling.data.dataset import DataError, ExamSet, ReadOptions
+from scaling.data.dataset import DataError, ExamSet, Problems, ReadOptions
 
 
 def kind_module(kind: str) -> ModuleType:
@@ -44,11 +46,17 @@ def detect_kind(path: Path) -> str:
 
 
 def open_dataset(
-    kind: str, path: str, *, classes: tuple[str, ...] = (), options: ReadOptions | None = None
+    kind: str,
+    path: str,
+    *,
+    classes: tuple[str, ...] = (),
+    options: ReadOptions | None = None,
+    problems: Problems | None = None,
 ) -> ExamSet:
     """The `ExamSet` of the dataset at `path`: with `classes`, exactly those in that order,
-    else all of the dataset's."""
-    exams = kind_module(kind).read(Path(path), options or ReadOptions())
+    else all of the dataset's. `problems` collecting: the reader lists what it can go on
+    without instead of raising (`scaling data check`)."""
+    exams = kind_module(kind).read(Path(path), options or ReadOptions(), problems or Problems())
     check_examset(exams)
     return select_classes(exams, tuple(classes))
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.data.dataset import DataError, ExamSet, ReadOptions
+from scaling.data.dataset import DataError, ExamSet, Problems, ReadOptions
 from scaling.data.preprocess import lead_indices, stack_centred
 from scaling.data.wfdb_header import INVALID_INT16, read_header
 
@@ -58,8 +58,9 @@ def looks_like(path: Path) -> bool:
     return (path / DATABASE).is_file()
 
 
-def read(path: Path, options: ReadOptions) -> ExamSet:
-    """The dataset kind's reader (`scaling.data.kinds`)."""
+def read(path: Path, options: ReadOptions, problems: Problems | None = None) -> ExamSet:
+    """The dataset kind's reader (`scaling.data.kinds`); every problem it finds is fatal or
+    a warning, so it reports nothing to `problems`."""
     return read_ptbxl(path, level=options.label_level, sampling=str(options.ptbxl_records))
 
 
