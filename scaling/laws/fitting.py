@@ -370,6 +370,7 @@ def _huber(residuals: np.ndarray, weights: np.ndarray, delta: float) -> np.ndarr
 BFGS_ITERATIONS = 400
 LINE_SEARCH_HALVINGS = 30
 FTOL, GTOL = 1e-12, 1e-9  # as the L-BFGS-B options of `_minimise`
+RESTARTS = 8  # restarts of a row from steepest descent (unbounded, m4 refits crawled on)
 
 
 def _minimise_rows(form: Form, lx, ly, weights, start, bounds, delta: float) -> np.ndarray:
@@ -388,20 +389,22 @@ def _minimise_rows(form: Form, lx, ly, weights, start, bounds, delta: float) -> 
     hi = np.array([np.inf if b[1] is None else b[1] for b in bounds])
     scale = weights / (weights.sum(axis=1, keepdims=True) * delta)
 
-    def loss(theta: np.ndarray, at: np.ndarray) -> np.ndarray:
-        r = form.log_predict(theta, lx) - ly[at]
-        return np.sum(scale[at] * special.huber(delta, r), axis=1)
-
-    def gradient(theta: np.ndarray, at: np.ndarray) -> np.ndarray:
+    def loss(theta: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The loss of each row, and its log predictions (for its gradient)."""
         log_pred = form.log_predict(theta, lx)
+        return np.sum(scale[at] * special.huber(delta, log_pred - ly[at]), axis=1), log_pred
+
+    def gradient(theta: np.ndarray, at: np.ndarray, log_pred: np.ndarray) -> np.ndarray:
         pull = scale[at] * np.clip(log_pred - ly[at], -delta, delta)
         return np.einsum("bn,bnk->bk", pull, form.jacobian(theta, lx, log_pred))
 
     theta = np.tile(np.clip(start, lo, hi), (rows, 1))
     every = np.arange(rows)
-    f, g = loss(theta, every), gradient(theta, every)
+    f, log_pred = loss(theta, every)
+    g = gradient(theta, every, log_pred)
     inverse = np.tile(np.eye(k), (rows, 1, 1))
     fresh = np.ones(rows, bool)  # the inverse Hessian is still the identity
+    restarts = np.zeros(rows, int)
     live = every[np.isfinite(f)]
     for _ in range(BFGS_ITERATIONS):
         if not len(live):
@@ -419,23 +422,25 @@ def _minimise_rows(form: Form, lx, ly, weights, start, bounds, delta: float) -> 
         direction[first] /= np.maximum(length, 1.0)
         # backtracking, all pending rows at once
         step, new, f_new = np.ones(len(live)), th.copy(), fl.copy()
+        pred_new = np.empty((len(live), len(lx)))
         pending = np.flatnonzero(~done)
         for _ in range(LINE_SEARCH_HALVINGS):
             if not len(pending):
                 break
             trial = np.clip(th[pending] + step[pending, None] * direction[pending], lo, hi)
-            f_trial = loss(trial, live[pending])
+            f_trial, pred_trial = loss(trial, live[pending])
             # Armijo on the step actually taken (clipping can turn it uphill): a real decrease
             decrease = np.minimum(np.sum(gr[pending] * (trial - th[pending]), axis=1), 0.0)
             accept = np.isfinite(f_trial) & (f_trial < fl[pending] + 1e-4 * decrease)
             new[pending[accept]], f_new[pending[accept]] = trial[accept], f_trial[accept]
+            pred_new[pending[accept]] = pred_trial[accept]
             step[pending[~accept]] /= 2
             pending = pending[~accept]
         moved = ~done & np.isin(np.arange(len(live)), pending, invert=True)
         stalled = ~done & ~moved
         g_new = gr.copy()
         if moved.any():
-            g_new[moved] = gradient(new[moved], live[moved])
+            g_new[moved] = gradient(new[moved], live[moved], pred_new[moved])
         s, y = new - th, g_new - gr
         sy = np.sum(s * y, axis=1)
         update = moved & (sy > 1e-12 * np.sqrt(np.sum(s * s, 1) * np.sum(y * y, 1)))
@@ -449,10 +454,12 @@ def _minimise_rows(form: Form, lx, ly, weights, start, bounds, delta: float) -> 
             inverse[live[update]], fresh[live[update]] = h, False
         theta[live], f[live], g[live] = new, f_new, g_new
         small = (fl - f_new) <= FTOL * np.maximum(np.maximum(np.abs(fl), np.abs(f_new)), 1.0)
-        # a row that stalls on its quasi-Newton direction starts again from steepest descent
+        # a row that stalls, or whose loss stops falling, on its quasi-Newton direction starts
+        # again from steepest descent (RESTARTS times at most); one that does so there, done
         stuck = stalled | (moved & small)
-        retry = stuck & ~fresh[live]
+        retry = stuck & ~fresh[live] & (restarts[live] < RESTARTS)
         inverse[live[retry]], fresh[live[retry]] = np.eye(k), True
+        restarts[live[retry]] += 1
         live = live[~(done | (stuck & ~retry))]
     return theta
 

@@ -299,15 +299,20 @@ def _m4_z(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
     """z with w = y − E = B·σ(z): Newton on an increasing function, from its asymptotes."""
     _, b, a, alpha, kappa = _columns(theta, 5)
     s = a - alpha * lx - (1.0 - kappa) * b
+    kappa = np.broadcast_to(kappa, s.shape)
     z = np.where(s < 0, s, s / kappa)  # φ(z) ≈ z far left, ≈ kappa·z far right
+    flat_z, flat_s, flat_k = z.reshape(-1), s.reshape(-1), kappa.reshape(-1)
+    active = np.arange(flat_z.size)  # the elements still moving: most settle in 4-5 steps
     for _ in range(M4_NEWTON_STEPS):
-        log_left, left = special.log_expit(z), special.expit(z)  # log σ(−z) = log σ(z) − z
-        phi = (1.0 - kappa) * log_left + kappa * z - s
-        step = phi / (1.0 - left + kappa * left)
-        z = z - np.clip(step, -5.0, 5.0)
-        if np.all(np.abs(step) < 1e-10):
+        zi, ki = flat_z[active], flat_k[active]
+        log_left = special.log_expit(zi)  # log σ(−z) = log σ(z) − z
+        left = np.exp(log_left)
+        step = ((1.0 - ki) * log_left + ki * zi - flat_s[active]) / (1.0 - left + ki * left)
+        flat_z[active] = zi - np.clip(step, -5.0, 5.0)
+        active = active[np.abs(step) >= 1e-10]
+        if not len(active):
             break
-    return z
+    return flat_z.reshape(s.shape)
 
 
 def _m4_predict(theta: np.ndarray, lx: np.ndarray) -> np.ndarray:
