@@ -111,7 +111,8 @@ def refits_together_and_apart(form: str, x, y, groups, n_bootstrap: int):
     lx, ly_rows, bounds = np.log(x), np.log(y_rows), law_form.bounds(np.log(x), np.log(y))
     start = law_form.encode(list(fit(x, y, form, n_bootstrap=0).params.values()))
     with threadpool_limits(1, "blas"):
-        together = fitting._minimise_rows(law_form, lx, ly_rows, w_rows, start, bounds, 1e-3)
+        lo, hi = fitting._bound_arrays(bounds)
+        together = fitting._minimise_rows(law_form, lx, ly_rows, w_rows, start, lo, hi, 1e-3)
         apart = np.array(
             [fitting._minimise(law_form, lx, ly, wr, start[None], bounds, 1e-3)
              for ly, wr in zip(ly_rows, w_rows, strict=True)]

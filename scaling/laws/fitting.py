@@ -311,13 +311,68 @@ def _data_and_resamples(x, y, weights, groups, n_bootstrap: int, seed: int):
 def _fit_form(form: Form, x, y, weights, resamples, delta: float, noise: float) -> LawFit:
     lx, ly = np.log(x), np.log(y)
     bounds = form.bounds(lx, ly)
-    grid = form.start_grid(lx, ly)
-    losses = _huber(form.log_predict(grid, lx) - ly, weights, delta)
-    starts = grid[np.argsort(np.where(np.isfinite(losses), losses, np.inf))[:N_STARTS]]
+    starts = _starts(form, lx, ly, weights, delta)
     with threadpool_limits(1, "blas"):  # BLAS threads only slow L-BFGS-B on tiny problems
         theta = _minimise(form, lx, ly, weights, starts, bounds, delta)
         y_rows, w_rows = resamples
-        boot = _minimise_rows(form, lx, np.log(y_rows), w_rows, theta, bounds, delta)
+        lo, hi = _bound_arrays(bounds)
+        boot = _minimise_rows(form, lx, np.log(y_rows), w_rows, theta, lo, hi, delta)
+    return _record(form, x, y, weights, theta, boot, bounds, delta, noise)
+
+
+def fit_prefixes(
+    x: np.ndarray, y: np.ndarray, weights: np.ndarray, form: str, ks: list[int], delta: float
+) -> list[LawFit | LawError]:
+    """`fit_means` of the first k points for every k of `ks`, in one vectorised minimisation
+    (a backtest's fits at its cut-offs): each k's best starts are rows, the points past k
+    weighted 0, each row bounded as its own data bounds it. A LawError where k is too few."""
+    law = _form(form)
+    lx, ly = np.log(x), np.log(y)
+    out: dict[int, LawFit | LawError] = {}
+    rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    for k in ks:
+        try:
+            _check_enough(x[:k], y[:k], law)
+        except LawError as e:
+            out[k] = e
+            continue
+        lo, hi = _bound_arrays(law.bounds(lx[:k], ly[:k]))
+        rows += [(k, start, lo, hi) for start in _starts(law, lx[:k], ly[:k], weights[:k], delta)]
+    if rows:
+        cut = np.array([k for k, *_ in rows])
+        w_rows = np.where(np.arange(len(y)) < cut[:, None], weights, 0.0)
+        starts, lo, hi = (np.stack([row[i] for row in rows]) for i in (1, 2, 3))
+        ly_rows = np.broadcast_to(ly, w_rows.shape)
+        with threadpool_limits(1, "blas"):
+            theta = _minimise_rows(law, lx, ly_rows, w_rows, starts, lo, hi, delta)
+        r = np.where(w_rows > 0, law.log_predict(theta, lx) - ly_rows, 0.0)
+        losses = np.sum(w_rows * special.huber(delta, r), axis=1)
+        for k in set(cut.tolist()):
+            mine = np.flatnonzero(cut == k)
+            best = theta[mine[np.argmin(np.where(np.isfinite(losses[mine]), losses[mine], np.inf))]]
+            bounds = law.bounds(lx[:k], ly[:k])
+            empty = np.empty((0, len(best)))
+            out[k] = _record(law, x[:k], y[:k], weights[:k], best, empty, bounds, delta, np.nan)
+    return [out[k] for k in ks]
+
+
+def _starts(form: Form, lx, ly, weights, delta: float) -> np.ndarray:
+    """The N_STARTS points of the form's start grid with the lowest loss."""
+    grid = form.start_grid(lx, ly)
+    losses = _huber(form.log_predict(grid, lx) - ly, weights, delta)
+    return grid[np.argsort(np.where(np.isfinite(losses), losses, np.inf))[:N_STARTS]]
+
+
+def _bound_arrays(bounds: list) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) as arrays, None as -inf / inf."""
+    lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
+    hi = np.array([np.inf if b[1] is None else b[1] for b in bounds])
+    return lo, hi
+
+
+def _record(form: Form, x, y, weights, theta, boot, bounds, delta: float, noise: float) -> LawFit:
+    """The fitted law of (x, y) at `theta`, its bootstrap refits `boot` (internal vectors)."""
+    lx, ly = np.log(x), np.log(y)
     params, boot_params = form.decode(theta), form.decode(boot)
     residuals = form.log_predict(theta, lx) - ly
     ci = (
@@ -373,32 +428,40 @@ FTOL, GTOL = 1e-12, 1e-9  # as the L-BFGS-B options of `_minimise`
 RESTARTS = 8  # restarts of a row from steepest descent (unbounded, m4 refits crawled on)
 
 
-def _minimise_rows(form: Form, lx, ly, weights, start, bounds, delta: float) -> np.ndarray:
-    """One fit per row of `ly` and `weights` (B, n), all over the same log x, each from `start`:
-    projected BFGS vectorised over the rows (the bootstrap refits of a curve in one pass).
+def _minimise_rows(form: Form, lx, ly, weights, start, lo, hi, delta: float) -> np.ndarray:
+    """One fit per row of `ly` and `weights` (B, n), all over the same log x, from `start` and
+    within [`lo`, `hi`] (each (k,) or one per row): projected BFGS vectorised over the rows
+    (the bootstrap refits of a curve in one pass). A point of weight 0 is left out.
 
     Each row keeps its own inverse Hessian; a step is the quasi-Newton direction over the
     variables not held at a bound, clipped to the bounds and halved until it decreases the
     loss enough (Armijo). A row stops when its loss stops falling (relative change ≤ FTOL),
     its projected gradient is below GTOL or no step decreases it.
     """
-    rows, k = ly.shape[0], len(start)
+    rows, k = ly.shape[0], np.shape(start)[-1]
     if rows == 0:
         return np.empty((0, k))
-    lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
-    hi = np.array([np.inf if b[1] is None else b[1] for b in bounds])
+    lo, hi = np.broadcast_to(lo, (rows, k)), np.broadcast_to(hi, (rows, k))
     scale = weights / (weights.sum(axis=1, keepdims=True) * delta)
+    used = scale > 0 if (scale == 0).any() else None  # where predictions may be left out
+
+    def residuals(log_pred: np.ndarray, at: np.ndarray) -> np.ndarray:
+        r = log_pred - ly[at]
+        return r if used is None else np.where(used[at], r, 0.0)
 
     def loss(theta: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The loss of each row, and its log predictions (for its gradient)."""
         log_pred = form.log_predict(theta, lx)
-        return np.sum(scale[at] * special.huber(delta, log_pred - ly[at]), axis=1), log_pred
+        return np.sum(scale[at] * special.huber(delta, residuals(log_pred, at)), axis=1), log_pred
 
     def gradient(theta: np.ndarray, at: np.ndarray, log_pred: np.ndarray) -> np.ndarray:
-        pull = scale[at] * np.clip(log_pred - ly[at], -delta, delta)
-        return np.einsum("bn,bnk->bk", pull, form.jacobian(theta, lx, log_pred))
+        pull = scale[at] * np.clip(residuals(log_pred, at), -delta, delta)
+        jacobian = form.jacobian(theta, lx, log_pred)
+        if used is not None:
+            jacobian = np.where(used[at][:, :, None], jacobian, 0.0)
+        return np.einsum("bn,bnk->bk", pull, jacobian)
 
-    theta = np.tile(np.clip(start, lo, hi), (rows, 1))
+    theta = np.clip(np.broadcast_to(start, (rows, k)), lo, hi)
     every = np.arange(rows)
     f, log_pred = loss(theta, every)
     g = gradient(theta, every, log_pred)
@@ -409,8 +472,8 @@ def _minimise_rows(form: Form, lx, ly, weights, start, bounds, delta: float) -> 
     for _ in range(BFGS_ITERATIONS):
         if not len(live):
             break
-        th, gr, fl = theta[live], g[live], f[live]
-        free = ~(((th <= lo) & (gr > 0)) | ((th >= hi) & (gr < 0)))
+        th, gr, fl, lo_l, hi_l = theta[live], g[live], f[live], lo[live], hi[live]
+        free = ~(((th <= lo_l) & (gr > 0)) | ((th >= hi_l) & (gr < 0)))
         done = np.max(np.abs(gr * free), axis=1) <= GTOL
         direction = -np.einsum("bij,bj->bi", inverse[live], gr * free) * free
         uphill = np.sum(direction * gr, axis=1) >= 0
@@ -427,7 +490,8 @@ def _minimise_rows(form: Form, lx, ly, weights, start, bounds, delta: float) -> 
         for _ in range(LINE_SEARCH_HALVINGS):
             if not len(pending):
                 break
-            trial = np.clip(th[pending] + step[pending, None] * direction[pending], lo, hi)
+            trial = th[pending] + step[pending, None] * direction[pending]
+            trial = np.clip(trial, lo_l[pending], hi_l[pending])
             f_trial, pred_trial = loss(trial, live[pending])
             # Armijo on the step actually taken (clipping can turn it uphill): a real decrease
             decrease = np.minimum(np.sum(gr[pending] * (trial - th[pending]), axis=1), 0.0)

@@ -34,6 +34,7 @@ from scaling.laws.fitting import (
     check_falls,
     fit,
     fit_means,
+    fit_prefixes,
 )
 
 MAX_CUTOFFS = 6
@@ -96,21 +97,22 @@ def backtest(
         )
     ks, cut_weights, ratio = _cutoffs(size, first, target)
     contest = [law.name for law in laws if needed[law.name] <= first]
+    fits = {name: fit_prefixes(x, y, weights, name, list(ks), delta) for name in contest}
     rows = []
-    for k, cut_weight in zip(ks, cut_weights, strict=True):
+    for i, (k, cut_weight) in enumerate(zip(ks, cut_weights, strict=True)):
         ahead = (size > size[k - 1]) & (size <= size[k - 1] * ratio)
         ahead[k] = True  # at least the next x
         for name in contest:
             row = {"form": name, "cutoff": float(size[k - 1]), "n_fitted": int(k)}
             row |= {"n_predicted": int(ahead.sum()), "weight": float(cut_weight)}
-            try:
-                law = fit_means(x[:k], y[:k], weights[:k], name, delta)
+            law = fits[name][i]
+            if isinstance(law, LawError):
+                row |= {"log_rmse": np.nan, "rel_error": np.nan, "note": str(law)}
+            else:
                 error = np.log(law.predict(x[ahead]) / y[ahead])
                 w = weights[ahead] / weights[ahead].sum()
                 row |= {"log_rmse": float(np.sqrt(w @ error**2))}
                 row |= {"rel_error": float(w @ np.abs(np.expm1(error))), "note": ""}
-            except LawError as e:
-                row |= {"log_rmse": np.nan, "rel_error": np.nan, "note": str(e)}
             rows.append(row)
     cutoffs = pd.DataFrame(rows)
     worst = cutoffs.groupby("cutoff")[["log_rmse", "rel_error"]].transform("max")
