@@ -158,13 +158,6 @@ def fit(
     return _fit_form(law, x, y, weights, resamples, delta, noise)
 
 
-def fit_means(x: np.ndarray, y: np.ndarray, weights: np.ndarray, form: str, delta: float) -> LawFit:
-    """`fit` without bootstrap or trend check, of checked per-x means (for backtests)."""
-    law = _form(form)
-    _check_enough(x, y, law)
-    return _fit_form(law, x, y, weights, _no_resamples(y), delta, np.nan)
-
-
 # ---------------------------------------------------------------------------
 # Input checks
 
@@ -274,10 +267,6 @@ def _seed_noise(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> floa
     return float(np.sqrt((spread["var"] * (spread["size"] - 1)).sum() / dof)) if dof else np.nan
 
 
-def _no_resamples(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.empty((0, len(y))), np.empty((0, len(y)))
-
-
 def _data_and_resamples(x, y, weights, groups, n_bootstrap: int, seed: int):
     """The points to fit (x, y, weights) and `n_bootstrap` resamples of them as rows of y and
     of weights (each (n_bootstrap, len(y)), over the same x): a point drawn c times weighs c
@@ -323,9 +312,10 @@ def _fit_form(form: Form, x, y, weights, resamples, delta: float, noise: float) 
 def fit_prefixes(
     x: np.ndarray, y: np.ndarray, weights: np.ndarray, form: str, ks: list[int], delta: float
 ) -> list[LawFit | LawError]:
-    """`fit_means` of the first k points for every k of `ks`, in one vectorised minimisation
-    (a backtest's fits at its cut-offs): each k's best starts are rows, the points past k
-    weighted 0, each row bounded as its own data bounds it. A LawError where k is too few."""
+    """Fits of the first k of checked per-x means for every k of `ks` (a backtest's fits at its
+    cut-offs; no bootstrap, no trend check), in one vectorised minimisation: each k's best
+    starts are rows, the points past k weighted 0, each row bounded as its own data bounds
+    it. A LawError in place of a fit where k points are too few."""
     law = _form(form)
     lx, ly = np.log(x), np.log(y)
     out: dict[int, LawFit | LawError] = {}

@@ -33,7 +33,6 @@ from scaling.laws.fitting import (
     _form,
     check_falls,
     fit,
-    fit_means,
     fit_prefixes,
 )
 
@@ -197,11 +196,11 @@ def _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta
         failed = cutoffs[(cutoffs["form"] == law.name) & cutoffs["log_rmse"].isna()]
         if len(failed):
             row["note"] = f"not fitted at {len(failed)} cut-offs (scored as the worst form there)"
-        try:
-            full = fit_means(x, y, weights, law.name, delta)
+        (full,) = fit_prefixes(x, y, weights, law.name, [len(y)], delta)
+        if isinstance(full, LawError):
+            row["note"] = str(full)
+        else:
             row |= {"aic": full.aic, "bic": full.bic}
-        except LawError as e:
-            row["note"] = str(e)
         rows.append(row)
     table = pd.DataFrame(rows)
     score = table["log_rmse"].to_numpy(float)
