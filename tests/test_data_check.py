@@ -59,7 +59,8 @@ def test_every_problem_is_listed(data):
     report = check_dataset(str(data))
     problems = "\n".join(report.problems)
     ids = ", ".join(map(str, nan_ids))
-    assert f"code: 2 exam(s) with NaN/inf samples (exam ids {ids})" in problems
+    assert f"exams_part0.hdf5: 2 exam(s) with NaN/inf samples (exam ids {ids})" in problems
+    assert report.summary["length"] == 128
     assert "exams_part1.hdf5: unreadable HDF5 file" in problems
     assert "123456789" in problems  # no tracing for the extra row
     assert len(report.problems) >= 3

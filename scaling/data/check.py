@@ -78,32 +78,36 @@ def check_dataset(path: str, *, kind: str = "auto", classes: tuple[str, ...] = (
 
 
 def _read_every_record(exams: ExamSet, problems: list[str]) -> set[int]:
-    """Read every exam in batches; list exams with NaN/inf samples and exams that cannot be
-    read (one by one after their batch failed). Returns the signal lengths seen."""
+    """Read every exam in batches; list exams with NaN/inf samples (by file) and exams that
+    cannot be read (one by one after their batch failed). Returns the signal lengths seen."""
     lengths: set[int] = set()
-    nonfinite: list[np.ndarray] = []
+    nonfinite: dict[str, list] = {}  # file -> exam ids
     for start in range(0, len(exams), READ_BATCH):
         rows = np.arange(start, min(start + READ_BATCH, len(exams)))
         try:
             x = exams.read(rows)
-        except NonFiniteSignals as e:  # a reader that refuses them: it names the exams
-            nonfinite.append(np.asarray(e.exam_ids))
-            continue
+        except NonFiniteSignals as e:  # a reader that refuses them names the exams and files
+            for exam, file in zip(e.exam_ids, e.files, strict=True):
+                nonfinite.setdefault(file, []).append(exam)
+            rows = rows[~np.isin(exams.exam_ids[rows], e.exam_ids)]
+            x = exams.read(rows) if len(rows) else None
         except (DataError, ValueError, OSError):
             for row in rows:
                 try:
                     lengths.add(exams.read(row[None]).shape[1])
                 except NonFiniteSignals as e:
-                    nonfinite.append(np.asarray(e.exam_ids))
+                    nonfinite.setdefault(e.files[0], []).append(e.exam_ids[0])
                 except (DataError, ValueError, OSError) as e:
                     problems.append(f"exam id {exams.exam_ids[row]}: {e}")
             continue
+        if x is None:
+            continue
         lengths.add(x.shape[1])
-        nonfinite.append(exams.exam_ids[rows][~np.isfinite(x).all(axis=(1, 2))])
-    ids = np.concatenate(nonfinite) if nonfinite else np.zeros(0)
-    if len(ids):
+        bad = exams.exam_ids[rows][~np.isfinite(x).all(axis=(1, 2))]
+        if len(bad):
+            nonfinite.setdefault(exams.source, []).extend(bad)
+    for where, ids in nonfinite.items():
         problems.append(
-            f"{exams.source}: {len(ids)} exam(s) with NaN/inf samples "
-            f"(exam ids {list_ids(ids, 20)})"
+            f"{where}: {len(ids)} exam(s) with NaN/inf samples (exam ids {list_ids(ids, 20)})"
         )
     return lengths

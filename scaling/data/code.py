@@ -311,6 +311,7 @@ class CodeReader:
             f"{list_ids(self.exam_ids[rows[bad]])} (nan_policy='fail'); "
             "`scaling data check` lists them all, nan_policy='exclude' drops them",
             self.exam_ids[rows[bad]],
+            [self.files[p] for p in part[bad]],
         )
 
 

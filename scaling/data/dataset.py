@@ -17,11 +17,11 @@ class DataError(ScalingError):
 
 
 class NonFiniteSignals(DataError):
-    """Signals read for a batch hold NaN/inf; `exam_ids` are the exams whose do."""
+    """Signals read for a batch hold NaN/inf: those of `exam_ids`, in `files` (one each)."""
 
-    def __init__(self, message: str, exam_ids: np.ndarray) -> None:
+    def __init__(self, message: str, exam_ids: np.ndarray, files: list[str]) -> None:
         super().__init__(message)
-        self.exam_ids = exam_ids
+        self.exam_ids, self.files = exam_ids, files
 
 
 @dataclass(frozen=True)
