@@ -86,15 +86,9 @@ def winners(store_path: Path) -> dict[str, str]:
 def trained(store_path: Path) -> int:
     """Training examples the store's runs have seen so far (pruned ones: to their rung)."""
     from scaling import store
+    from scaling.halving import savings
 
-    total = 0
-    for s in store.scan(store_path, "tuned"):
-        if s.status == store.FINISHED:
-            total += store.read_json(s.path / "result.json")["train_examples_seen"]
-        elif s.status == store.PRUNED:
-            info = store.read_json(s.path / "failure.json")
-            total += info["step"] * info["batch_size"]
-    return total
+    return savings(str(store_path), "tuned", [s.run_id for s in store.scan(store_path, "tuned")])[2]
 
 
 def main() -> None:

@@ -148,7 +148,7 @@ def _run_tuned(args: argparse.Namespace, sweep, runs, trackers) -> bool:
         return _run_stage(args, sweep, planned, trackers, stop_at)
 
     ok = run_halving(sweep, runs, args.store, stage)
-    pruned, spared, trained = savings(args.store, sweep.name, runs)
+    pruned, spared, trained = savings(args.store, sweep.name, [r.run_id for r in runs])
     print(
         f"sweep {sweep.name}: successive halving pruned {pruned} of {len(runs)} tuning runs, "
         f"sparing {spared:,} training examples ({spared / max(1, spared + trained):.0%} of "

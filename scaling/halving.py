@@ -19,7 +19,7 @@ trains it to the end. This module plans and decides; `run_stage` runs (on Ray).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -142,11 +142,11 @@ def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
-def savings(store_path: str, sweep: str, runs: list[PlannedRun]) -> tuple[int, int, int]:
-    """(runs pruned, training examples pruning spared them, examples `runs` trained)."""
+def savings(store_path: str, sweep: str, run_ids: Iterable[str]) -> tuple[int, int, int]:
+    """(runs pruned, training examples pruning spared them, examples these runs trained)."""
     pruned = spared = trained = 0
-    for run in runs:
-        path = store.run_path(store_path, sweep, run.run_id)
+    for run_id in run_ids:
+        path = store.run_path(store_path, sweep, run_id)
         status = store.run_status(path)
         if status == store.FINISHED:
             trained += int(store.read_json(path / "result.json")["train_examples_seen"])
