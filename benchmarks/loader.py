@@ -34,7 +34,7 @@ import numpy as np
 
 from scaling.config import DataConfig
 from scaling.data import Split, read_code, train_stream, write_code_dataset
-from scaling.data.preprocess import Preprocessing
+from scaling.run_data import preprocessing
 
 BATCH = 64
 LENGTH = 4096
@@ -86,7 +86,7 @@ def stream_rate(folder: Path, batches: int, prefetch: int) -> tuple[float, float
     """(train_stream exams/s, ExamSet.read exams/s) over `batches` random batches."""
     exams = read_code(folder)
     split = Split(exams, np.arange(len(exams)))
-    prep = Preprocessing.of(DataConfig(length=LENGTH))
+    prep = preprocessing(DataConfig(length=LENGTH))
     stream = train_stream(split, prep, BATCH, seed=0, prefetch=prefetch)
     next(stream)  # start the prefetch threads
     start = time.perf_counter()
@@ -142,7 +142,7 @@ def big_write(folder: str, n_exams: int) -> dict:
 def big_stream(folder: str, batches: int) -> dict:
     exams = read_code(folder)
     split = Split(exams, np.arange(len(exams)))
-    prep = Preprocessing.of(DataConfig(length=LENGTH))
+    prep = preprocessing(DataConfig(length=LENGTH))
     before = rss_mb()
     start = time.perf_counter()
     stream = train_stream(split, prep, BATCH, seed=0)

@@ -252,7 +252,7 @@ def _adaptive(args: argparse.Namespace, sweep, runs) -> int:
 def _check_data(runs, store_path: str, sweep: str) -> None:
     """Open the data of every unfinished run as its worker will (bad data: one line, exit 2);
     the readers' warnings (exams left out) are printed once each."""
-    from scaling.data.preflight import preflight
+    from scaling.run_data import preflight
 
     todo = [
         r

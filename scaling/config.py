@@ -274,6 +274,11 @@ def get_value(cfg: RunConfig, key: str) -> Any:
     return obj
 
 
+def matches(cfg: RunConfig, wanted: dict[str, str]) -> bool:
+    """Whether `cfg` has each wanted value (given as strings, compared after coercion)."""
+    return all(get_value(cfg, k) == get_value(override(cfg, {k: v}), k) for k, v in wanted.items())
+
+
 def override(cfg: RunConfig, updates: dict[str, Any]) -> RunConfig:
     """A copy of `cfg` with `updates` (keys as in `resolve_key`) applied and type-checked."""
     nested: dict[str, Any] = {}

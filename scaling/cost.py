@@ -62,10 +62,11 @@ def class_count(d: DataConfig) -> int:
 
 def pool_size(d: DataConfig) -> PoolSize:
     """The training pool of `d`, cut exactly as a worker cuts it (reads the dataset's tables)."""
-    from scaling.data import DataError, prepare_splits
+    from scaling.data import DataError
+    from scaling.run_data import open_splits
 
     try:
-        return PoolSize(len(prepare_splits(dataclasses.replace(d, subset_size=0, shots=0)).pool))
+        return PoolSize(len(open_splits(dataclasses.replace(d, subset_size=0, shots=0)).pool))
     except (DataError, OSError, ValueError) as e:
         return PoolSize(None, f"dataset not readable: {str(e).splitlines()[0][:120]}")
 
@@ -73,7 +74,13 @@ def pool_size(d: DataConfig) -> PoolSize:
 def training_examples(cfg: RunConfig, pool: int | None = None) -> int:
     """Upper bound on examples seen, from the training length; a whole-pool run
     (`subset_size` 0) needs `pool` for an epoch-bounded length, else 0 (unknown)."""
-    return budget.training_examples(cfg.data.subset_size or pool or 0, cfg.train)
+    t = cfg.train
+    return budget.training_examples(
+        cfg.data.subset_size or pool or 0,
+        batch_size=t.batch_size,
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+    )
 
 
 def _shape(cfg: RunConfig) -> dict[str, int]:

@@ -24,11 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 
-from scaling import store
+from scaling import run_data, store
 from scaling.budget import Schedule, resolve_schedule
 from scaling.checkpoint import Checkpoints
 from scaling.config import ConfigError, EvalConfig, RunConfig, TrainConfig, run_id, validate
-from scaling.data import Splits, iterate_batches, prepare_splits, train_stream
+from scaling.data import Splits, iterate_batches, train_stream
 from scaling.data.preprocess import Preprocessing
 from scaling.metrics import bce_loss, best_f1_thresholds, bootstrap, classification_report
 from scaling.models import ResNet1D, forward_flops, init_model, param_count
@@ -227,20 +227,27 @@ def _train_and_evaluate(
 ) -> dict[str, Any]:
     d, t, e, tr = config.data, config.train, config.eval, config.transfer
     started = time.time()
-    splits = prepare_splits(d)
-    n_leads, n_classes = splits.n_leads, splits.n_classes
+    splits = run_data.open_splits(d)
+    prep: Preprocessing | None = run_data.preprocessing(d)
+    n_leads, n_classes = len(d.leads), splits.n_classes
     n_devices = jax.device_count()
     if t.batch_size % n_devices:
         raise ConfigError(
             f"train.batch_size {t.batch_size} is not divisible by {n_devices} devices"
         )
-    schedule = resolve_schedule(len(splits.train), t)
+    schedule = resolve_schedule(
+        len(splits.train),
+        batch_size=t.batch_size,
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        eval_every=t.eval_every,
+        checkpoint_every=t.checkpoint_every,
+    )
     pause = pause_step(schedule, stop_at)
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[t.dtype]
 
     model, model_cfg = _build_model(config, store.store_root(path), n_leads, n_classes, dtype)
     shape = {"n_leads": n_leads, "n_classes": n_classes, "length": d.length}
-    prep: Preprocessing | None = Preprocessing.of(d)
     batches = splits  # what the model reads: the data, or for a probe its features
     if tr.mode == "linear_probe":  # train the head on features of the frozen backbone
         model, batches = probe_features(model, splits, prep, e.batch_size)

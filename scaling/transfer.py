@@ -15,7 +15,7 @@ from flax import nnx
 
 from scaling import store
 from scaling.checkpoint import restore_state
-from scaling.config import ModelConfig, RunConfig, get_value, override, parse_overrides
+from scaling.config import ModelConfig, matches, parse_overrides
 from scaling.data import ExamSet, Split, Splits, iterate_batches
 from scaling.data.preprocess import Preprocessing
 from scaling.errors import ScalingError
@@ -34,24 +34,19 @@ def resolve_pretrained(pretrained: str, store_root: epath.Path) -> epath.Path:
     if ":" in pretrained and "://" not in pretrained and not pretrained.startswith("/"):
         sweep, _, query = pretrained.partition(":")
         wanted = parse_overrides([q for q in query.split(",") if q])
-        matches = [
+        found = [
             s.path
             for s in store.scan(store_root, sweep)
-            if s.status == store.FINISHED and _matches(store.load_config(s.path), wanted)
+            if s.status == store.FINISHED and matches(store.load_config(s.path), wanted)
         ]
-        if len(matches) != 1:
+        if len(found) != 1:
             raise TransferError(
-                f"transfer.pretrained '{pretrained}' matches {len(matches)} finished runs of "
+                f"transfer.pretrained '{pretrained}' matches {len(found)} finished runs of "
                 f"sweep '{sweep}' in {store_root} (need exactly one); run that sweep first"
             )
-        return matches[0]
+        return found[0]
     path = epath.Path(pretrained)
     return path if path.is_absolute() else store_root / path
-
-
-def _matches(cfg: RunConfig, wanted: dict[str, str]) -> bool:
-    """Whether `cfg` has each wanted value (given as strings, compared after coercion)."""
-    return all(get_value(cfg, k) == get_value(override(cfg, {k: v}), k) for k, v in wanted.items())
 
 
 def load_pretrained(
@@ -145,4 +140,4 @@ def probe_features(
         source=f"features of {splits.train.exams.source}",
     )
     train, val, test = (Split(exams, np.arange(a, b)) for a, b in itertools.pairwise(sizes))
-    return Probe(model.head), Splits(train, val, test, train, (FEATURE_LEAD,))
+    return Probe(model.head), Splits(train, val, test, train)

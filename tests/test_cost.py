@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import SMALL_STORE, TINY, scaling_bin, tiny_config
 
 from scaling import cost
-from scaling.data import prepare_splits
+from scaling.run_data import open_splits
 from scaling.sweep import load_sweep
 
 SWEEP = """from scaling.sweep import Sweep
@@ -32,7 +32,7 @@ def test_whole_pool_run_is_sized_from_the_dataset(code_data, tmp_path):
     out = scaling_bin("sweep", write_sweep(tmp_path, "pool", [20, 0], **epochs), "--dry-run",
                       cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr
-    pool = len(prepare_splits(tiny_config(code_data, subset_size=0, **epochs).data).pool)
+    pool = len(open_splits(tiny_config(code_data, subset_size=0, **epochs).data).pool)
     [row] = [line for line in out.stdout.splitlines() if "subset_size=0 " in line]
     assert f"whole pool {pool:,d} exams" in row
     assert f"examples {2 * math.ceil(pool / 16) * 16:>11,d}" in row  # 2 epochs of batch 16

@@ -110,12 +110,12 @@ def test_bad_option_is_a_clear_error(tmp_path):
 
 def test_demo_subsets_are_nested_and_patient_disjoint(demo):
     from scaling.config import override
-    from scaling.data import prepare_splits
+    from scaling.run_data import open_splits
     from scaling.sweep import load_experiment
 
     out, _, _ = demo
     base = override(load_experiment("demo"), {"data.path": str(out / "data")}).data
-    splits = [prepare_splits(override_data(base, n)) for n in (40, 100, 250, 600)]
+    splits = [open_splits(override_data(base, n)) for n in (40, 100, 250, 600)]
     for small, large in itertools.pairwise(splits):
         assert set(small.train.rows) < set(large.train.rows)
     held_out = set(splits[0].val.patients) | set(splits[0].test.patients)

@@ -14,6 +14,7 @@ from scaling.config import LEADS_8, DataConfig
 from scaling.data import DataError, Split, iterate_batches, read_code, train_stream
 from scaling.data.preprocess import Preprocessing, preprocess
 from scaling.data.synthetic import write_code_dataset
+from scaling.run_data import preprocessing
 
 LENGTH = 512
 
@@ -27,7 +28,7 @@ def exams(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def prep() -> Preprocessing:
-    return Preprocessing.of(DataConfig(length=LENGTH))
+    return preprocessing(DataConfig(length=LENGTH))
 
 
 def split_of(exams, rows) -> Split:

@@ -12,7 +12,6 @@ from conftest import TINY, scaling_bin, tiny_config
 
 from scaling import store
 from scaling.config import run_id
-from scaling.data import prepare_splits
 from scaling.laws import fit
 from scaling.plan import (
     Budget,
@@ -25,6 +24,7 @@ from scaling.plan import (
     parse_question,
     plan_batch,
 )
+from scaling.run_data import open_splits
 from scaling.sweep import expand, load_sweep
 
 LAW = {"E": 0.1, "A": 2.0, "alpha": 0.6}
@@ -123,7 +123,7 @@ def get_sweep():
 
 def plant_store(root: Path, data: Path, law: dict = LAW) -> int:
     """Finished runs of sweep 'study' whose test macro AUROC follows `law`; the pool size."""
-    pool = len(prepare_splits(tiny_config(data).data).pool)
+    pool = len(open_splits(tiny_config(data).data).pool)
     for seed in range(3):
         errors = planted(SIZES, seed, law=law)
         for size, err in zip(SIZES, errors, strict=True):

@@ -18,8 +18,8 @@ from scaling.data.subsets import (
     few_shot_subset,
     nested_subset,
     pool_order,
-    prepare_splits,
 )
+from scaling.run_data import open_splits
 
 FAST = settings(deadline=None, max_examples=60)
 
@@ -168,7 +168,7 @@ def test_few_shot_differs_between_seeds():
 
 
 # ---------------------------------------------------------------------------
-# prepare_splits on real files
+# a run's splits (open_splits -> prepare_splits) on real files
 
 
 @pytest.fixture(scope="module")
@@ -177,46 +177,46 @@ def code_dir(tmp_path_factory) -> Path:
     return write_code_dataset(path, n_exams=120, n_patients=70, length=64, seed=2)
 
 
-def test_prepare_splits_carves_patients_and_nests_the_training_subset(code_dir):
+def test_open_splits_carves_patients_and_nests_the_training_subset(code_dir):
     cfg = DataConfig(path=str(code_dir), length=64, leads=LEADS_8, val_fraction=0.2)
-    whole = prepare_splits(cfg)
-    assert (whole.n_leads, whole.n_classes, whole.class_names) == (8, 6, CODE15_CLASSES)
+    whole = open_splits(cfg)
+    assert (whole.n_classes, whole.class_names) == (6, CODE15_CLASSES)
     assert np.array_equal(whole.train.rows, whole.pool.rows)
     groups = [set(s.patients.tolist()) for s in (whole.pool, whole.val, whole.test)]
     assert not groups[0] & groups[1] and not groups[0] & groups[2] and not groups[1] & groups[2]
     assert len(whole.pool) + len(whole.val) + len(whole.test) == 120
-    sizes = [len(prepare_splits(replace(cfg, subset_size=n)).train) for n in (10, 30, 60)]
+    sizes = [len(open_splits(replace(cfg, subset_size=n)).train) for n in (10, 30, 60)]
     assert sizes[0] >= 10 and sizes == sorted(sizes)
-    small = prepare_splits(replace(cfg, subset_size=30))
+    small = open_splits(replace(cfg, subset_size=30))
     assert np.array_equal(small.train.rows, whole.pool.rows[: len(small.train)])
     assert np.array_equal(small.val.rows, whole.val.rows)
-    other = prepare_splits(replace(cfg, data_seed=1))
+    other = open_splits(replace(cfg, data_seed=1))
     assert not np.array_equal(other.pool.rows, whole.pool.rows)
     assert np.array_equal(other.test.rows, whole.test.rows)  # split_seed alone picks val/test
 
 
-def test_prepare_splits_few_shot_and_its_errors(code_dir):
+def test_open_splits_few_shot_and_its_errors(code_dir):
     cfg = DataConfig(path=str(code_dir), shots=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # rare classes may have fewer than 2 positives
-        splits = prepare_splits(cfg)
+        splits = open_splits(cfg)
     assert set(splits.train.rows.tolist()) <= set(splits.pool.rows.tolist())
     assert (splits.train.labels.sum(axis=0) >= np.minimum(2, splits.pool.labels.sum(axis=0))).all()
     with pytest.raises(ValueError, match="not both"):
-        prepare_splits(replace(cfg, subset_size=10))
+        open_splits(replace(cfg, subset_size=10))
     with pytest.raises(ValueError, match="larger than the training pool"):
-        prepare_splits(replace(cfg, shots=0, subset_size=10_000))
+        open_splits(replace(cfg, shots=0, subset_size=10_000))
 
 
-def test_prepare_splits_takes_a_separate_test_set(code_dir, tmp_path):
+def test_open_splits_takes_a_separate_test_set(code_dir, tmp_path):
     test_dir = write_code_dataset(tmp_path, n_exams=15, n_patients=9, length=64, seed=8)
     cfg = DataConfig(path=str(code_dir), test_path=str(test_dir), val_fraction=0.25)
-    splits = prepare_splits(cfg)
+    splits = open_splits(cfg)
     assert splits.test.exams.source == str(test_dir) and len(splits.test) == 15
     assert len(splits.pool) + len(splits.val) == 120
     other = write_code_dataset(tmp_path / "other", n_exams=5, n_patients=5, classes=("AF",))
     with pytest.raises(DataError, match="the test set has classes"):
-        prepare_splits(replace(cfg, test_path=str(other), classes=()))
+        open_splits(replace(cfg, test_path=str(other), classes=()))
 
 
 REAL_PTBXL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptbxl_sample"
@@ -224,10 +224,10 @@ REAL_PTBXL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptbxl_sa
 
 @pytest.mark.skipif(not REAL_PTBXL.is_dir(), reason="real PTB-XL sample not in ../shared/data")
 @pytest.mark.filterwarnings("ignore:.*have no 500 Hz files")
-def test_prepare_splits_uses_the_fixed_ptbxl_folds():
+def test_open_splits_uses_the_fixed_ptbxl_folds():
     cfg = DataConfig(kind="ptbxl", path=str(REAL_PTBXL), classes=(), sample_rate=100.0, length=1000)
     with pytest.warns(UserWarning, match="the test split is empty"):  # the sample has no fold 10
-        splits = prepare_splits(cfg)
+        splits = open_splits(cfg)
     split = splits.pool.exams.info["split"].to_numpy()
     assert (split[splits.pool.rows] == "train").all() and (split[splits.val.rows] == "val").all()
     assert len(splits.pool) + len(splits.val) == len(splits.pool.exams)

@@ -12,8 +12,9 @@ from conftest import REPO, tiny_config
 from etils import epath
 
 from scaling import store
-from scaling.config import ConfigError, TrainConfig, override, to_dict
-from scaling.train import Diverged, InjectedFailure, resolve_schedule, train_and_evaluate
+from scaling.budget import resolve_schedule
+from scaling.config import ConfigError, override, to_dict
+from scaling.train import Diverged, InjectedFailure, train_and_evaluate
 
 MEASURED = ("wall_time_s", "train_time_s", "examples_per_s", "host")
 
@@ -164,13 +165,12 @@ def test_class_weighting_and_cosine_schedule_run(code_data, tmp_path):
 
 
 def test_schedule_resolution():
-    t = TrainConfig(batch_size=64, max_epochs=3)
-    s = resolve_schedule(1000, t)
+    s = resolve_schedule(1000, batch_size=64, max_epochs=3, max_steps=0)
     assert (s.steps_per_epoch, s.total_steps, s.eval_every) == (16, 48, 16)
-    s = resolve_schedule(1000, TrainConfig(batch_size=64, max_epochs=3, max_steps=20, eval_every=5))
-    assert (s.total_steps, s.eval_every) == (20, 5)
+    s = resolve_schedule(1000, batch_size=64, max_epochs=3, max_steps=20, eval_every=5)
+    assert (s.total_steps, s.eval_every, s.checkpoint_every) == (20, 5, 5)
     with pytest.raises(ValueError, match=r"max_epochs or train\.max_steps"):
-        resolve_schedule(1000, TrainConfig())
+        resolve_schedule(1000, batch_size=64, max_epochs=0, max_steps=0)
 
 
 def test_bfloat16_compute_option_trains(code_data, tmp_path):

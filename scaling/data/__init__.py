@@ -2,8 +2,9 @@
 
 - `open_dataset(kind, path, ...)`: a dataset of a kind registered in
   `config.DATASET_KINDS`: CODE family (`code.py`), PTB-XL, CPSC 2018 (`kinds.py`).
-- `prepare_splits(cfg)`: train / val / test by patient, the seeded training pool and
-  its nested (or few-shot) subset (`subsets.py`).
+- `prepare_splits(exams, test_exams, ...)`: train / val / test by patient, the seeded
+  training pool and its nested (or few-shot) subset (`subsets.py`); `scaling.run_data`
+  calls it with a run's `DataConfig`.
 - `iterate_batches` / `train_stream`: prefetched (x, y) batches (`loader.py`).
 - `check_dataset`: scan a whole dataset and list its problems (`check.py`).
 - `synthetic/`: synthetic data in the CODE, PTB-XL and CPSC layouts, with learnable labels.

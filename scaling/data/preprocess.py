@@ -9,7 +9,6 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal
 
-from scaling.config import DataConfig
 from scaling.data.dataset import DataError
 
 # Limb-lead spellings used by CODE (DI, DII, DIII) and PhysioNet (I, II, III).
@@ -107,7 +106,7 @@ def preprocess(
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """The preprocessing of every batch of a run: its config's fields, unpacked once."""
+    """The preprocessing of every batch of a run (the `data.*` fields of the same names)."""
 
     sample_rate: float
     length: int
@@ -115,10 +114,6 @@ class Preprocessing:
     highpass_hz: float = 0.0
     notch_hz: float = 0.0
     scale: float = 1.0
-
-    @classmethod
-    def of(cls, d: DataConfig) -> Preprocessing:
-        return cls(d.sample_rate, d.length, tuple(d.leads), d.highpass_hz, d.notch_hz, d.scale)
 
     def apply(self, x: np.ndarray, source_rate: float, source_leads: tuple[str, ...]) -> np.ndarray:
         """`preprocess` with these settings."""

@@ -10,7 +10,7 @@ index into per-exam arrays of the whole `ExamSet` (`patient_ids`, `labels`):
   every larger one.
 - `few_shot_subset`: k positives per class, nested in k.
 
-`prepare_splits` composes them for a `DataConfig`.
+`prepare_splits` composes them into a run's `Splits`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling.config import LEADS_12, DataConfig
-from scaling.data.dataset import DataError, ExamSet, ReadOptions, Split
-from scaling.data.kinds import open_dataset
+from scaling.data.dataset import DataError, ExamSet, Split
 
 
 def carve_patients(
@@ -130,7 +128,7 @@ def few_shot_subset(
 
 @dataclass(frozen=True)
 class Splits:
-    """The splits of one run and the leads the model sees.
+    """The splits of one run.
 
     `pool` is the whole training pool in its seeded order; `train` is its nested
     subset (or few-shot subset).
@@ -140,7 +138,6 @@ class Splits:
     val: Split
     test: Split
     pool: Split
-    leads: tuple[str, ...] = LEADS_12
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -150,29 +147,29 @@ class Splits:
     def n_classes(self) -> int:
         return len(self.class_names)
 
-    @property
-    def n_leads(self) -> int:
-        return len(self.leads)
 
+def prepare_splits(
+    exams: ExamSet,
+    test_exams: ExamSet | None,
+    *,
+    given_split: bool,
+    val_fraction: float,
+    test_fraction: float,
+    split_seed: int,
+    data_seed: int,
+    subset_size: int,
+    shots: int,
+) -> Splits:
+    """Cut `exams` into train / val / test (by patient), the seeded pool and its subset.
 
-def prepare_splits(cfg: DataConfig) -> Splits:
-    """Read the dataset of `cfg` and cut it into train / val / test (by patient) and pool.
-
-    A fixed split in `info["split"]` (PTB-XL folds) wins unless `cfg.given_split` is off;
-    else `cfg.test_path` is the test set and only validation is carved; else both are
-    carved by `cfg.split_seed`.
+    A fixed split in `info["split"]` (PTB-XL folds) wins unless `given_split` is off; else
+    `test_exams` is the test set and only validation is carved; else both are carved by
+    `split_seed`. The arguments are the `data.*` fields of the same names.
     """
-    if cfg.shots > 0 and cfg.subset_size > 0:
-        raise DataError(f"set subset_size ({cfg.subset_size}) or shots ({cfg.shots}), not both")
-
-    options = ReadOptions(cfg.label_level, cfg.ptbxl_records, cfg.source_rate, cfg.nan_policy)
-
-    def read(path: str) -> ExamSet:
-        return open_dataset(cfg.kind, path, classes=cfg.classes, options=options)
-
-    exams = read(cfg.path)
-    test_exams = exams
-    if cfg.given_split and "split" in exams.info.columns:
+    if shots > 0 and subset_size > 0:
+        raise DataError(f"set subset_size ({subset_size}) or shots ({shots}), not both")
+    test_set = exams
+    if given_split and "split" in exams.info.columns:
         split = exams.info["split"].to_numpy()
         unknown = set(np.unique(split.astype(str))) - {"train", "val", "test"}
         if unknown:
@@ -181,33 +178,31 @@ def prepare_splits(cfg: DataConfig) -> Splits:
                 "expected 'train', 'val' or 'test'"
             )
         train, val, test = (np.flatnonzero(split == s) for s in ("train", "val", "test"))
-    elif cfg.test_path:
-        test_exams = read(cfg.test_path)
+    elif test_exams is not None:
         _check_same_layout(exams, test_exams)
-        train, val, _ = carve_patients(exams.patient_ids, cfg.val_fraction, 0.0, cfg.split_seed)
+        test_set = test_exams
+        train, val, _ = carve_patients(exams.patient_ids, val_fraction, 0.0, split_seed)
         test = np.arange(len(test_exams))
     else:
         train, val, test = carve_patients(
-            exams.patient_ids, cfg.val_fraction, cfg.test_fraction, cfg.split_seed
+            exams.patient_ids, val_fraction, test_fraction, split_seed
         )
     for name, rows in (("train", train), ("val", val), ("test", test)):
         if len(rows) == 0:
             warnings.warn(f"{exams.source}: the {name} split is empty", stacklevel=2)
-    pool = pool_order(train, exams.patient_ids, cfg.data_seed)
-    if cfg.shots > 0:
-        subset = few_shot_subset(
-            pool, exams.labels, cfg.shots, cfg.data_seed, class_names=exams.class_names
-        )
-    elif cfg.subset_size > 0:
-        subset = nested_subset(pool, exams.patient_ids, cfg.subset_size)
+    pool = pool_order(train, exams.patient_ids, data_seed)
+    if shots > 0:
+        names = exams.class_names
+        subset = few_shot_subset(pool, exams.labels, shots, data_seed, class_names=names)
+    elif subset_size > 0:
+        subset = nested_subset(pool, exams.patient_ids, subset_size)
     else:
         subset = pool
     return Splits(
         train=Split(exams, subset),
         val=Split(exams, val),
-        test=Split(test_exams, test),
+        test=Split(test_set, test),
         pool=Split(exams, pool),
-        leads=cfg.leads,
     )
 
 
