@@ -350,6 +350,15 @@ def flatten(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
+def check_transfer(cfg: RunConfig) -> None:
+    """A `ConfigError` for a transfer mode that starts from weights but names no run."""
+    if cfg.transfer.mode in ("finetune", "linear_probe") and not cfg.transfer.pretrained:
+        raise ConfigError(
+            f"transfer.mode '{cfg.transfer.mode}' starts from a pretrained run: set "
+            "transfer.pretrained (its run dir, or <sweep>:key=value,... for one finished run)"
+        )
+
+
 def canonical(cfg: RunConfig) -> RunConfig:
     """The config with fields that cannot matter cleared, so equal runs hash equally."""
     if cfg.transfer.mode in ("none", "scratch") and cfg.transfer.pretrained:

@@ -23,6 +23,7 @@ from scaling.config import (
     ConfigError,
     RunConfig,
     canonical,
+    check_transfer,
     get_value,
     override,
     resolve_key,
@@ -205,6 +206,7 @@ def expand(
         for point in _with_tuning(sweep, cfg, tuned, interpolated):
             run_cfg = locate_data(override(cfg, point), cwd or Path.cwd(), fingerprints)
             run_cfg = canonical(run_cfg)
+            check_transfer(run_cfg)
             rid = run_id(run_cfg)
             if rid not in seen:
                 seen.add(rid)

@@ -134,6 +134,9 @@ def test_dry_run_lists_runs_status_and_cost(small_store, code_data, tmp_path):
         (["sweep", "no_such_sweep"], "no sweeps named 'no_such_sweep'"),
         (["sweep", "demo", "--set", "subset_size=1"], "is an axis"),
         (["data", "check", "/no/such/data"], "not a folder"),
+        (["sweep", "demo", "--set", "label_level=foo", "--dry-run"], "must be one of"),
+        (["sweep", "demo", "--set", "transfer.mode=finetune", "--dry-run"], "transfer.pretrained"),
+        (["plan", "demo", "--question", "nope", "--budget", "1h"], "unknown question 'nope'"),
     ],
 )
 def test_bad_input_gets_a_clear_error(small_store, args, message):
