@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import h5py
@@ -11,7 +10,8 @@ import pandas as pd
 import pytest
 
 from scaling.config import CODE15_CLASSES
-from scaling.data import check_dataset, write_code_dataset
+from scaling.data import DataError, check_dataset, open_dataset, write_code_dataset
+from scaling.data.synthetic import write_cpsc_sample
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -89,8 +89,25 @@ def test_real_samples_are_detected_and_read(folder, kind):
     path = REAL_DATA / folder
     if not path.is_dir():
         pytest.skip(f"real data sample {folder} not in ../shared/data")
-    with pytest.warns(UserWarning) if kind == "ptbxl" else nullcontext():
-        report = check_dataset(str(path))
+    report = check_dataset(str(path))
     assert report.summary["kind"] == kind
     assert report.summary["exams"] > 10 and report.summary["leads"] == 12
-    assert report.problems == []
+    if kind == "ptbxl":  # a sample: the database lists the records left out of it
+        assert len(report.problems) == 1, report.problems
+        assert "have no 500 Hz files" in report.problems[0] and "left out" in report.problems[0]
+    else:
+        assert report.problems == []
+
+
+def test_cpsc_records_left_out_or_broken_are_listed_and_the_rest_read(tmp_path):
+    path = write_cpsc_sample(tmp_path / "cpsc", n_records=8, seed=3)
+    (path / "A0002.mat").unlink()
+    header = path / "A0005.hea"
+    header.write_text("".join(l for l in header.read_text().splitlines(True) if "Dx" not in l))
+    report = check_dataset(str(path))
+    problems = "\n".join(report.problems)
+    assert "1 record(s)" in problems and "A0002" in problems and ".mat signal files" in problems
+    assert "A0005.hea: no '# Dx:' comment line" in problems
+    assert report.summary["exams"] == 6
+    with pytest.raises(DataError, match=r"A0005\.hea: no '# Dx:'"):  # fatal for a run
+        open_dataset("cpsc", str(path))

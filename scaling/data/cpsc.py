@@ -71,22 +71,23 @@ def looks_like(path: Path) -> bool:
 
 
 def read(path: Path, options: ReadOptions, problems: Problems | None = None) -> ExamSet:
-    """The dataset kind's reader (`scaling.data.kinds`); every problem it finds is fatal or
-    a warning, so it reports nothing to `problems`."""
-    return read_cpsc(path)
+    """The dataset kind's reader (`scaling.data.kinds`)."""
+    return read_cpsc(path, problems=problems)
 
 
-def read_cpsc(path: str | Path) -> ExamSet:
+def read_cpsc(path: str | Path, *, problems: Problems | None = None) -> ExamSet:
     """Read CPSC 2018 (either layout) or Challenge 2020/2021 data, with the nine
-    `CPSC_CLASSES`; signals stay on disk."""
+    `CPSC_CLASSES`; signals stay on disk. Records without a signal file, label or readable
+    header are left out through `problems` (a warning, or listed by `data check`)."""
+    problems = problems or Problems()
     root = Path(path)
     classes = CPSC_CLASSES
     if not root.is_dir():
         raise DataError(f"{root}: folder not found; expected CPSC 2018 / Challenge records")
     if (root / REFERENCE).is_file():
-        records = _records_with_reference(root)
+        records = _records_with_reference(root, problems)
     else:
-        records = _records_with_dx(root)
+        records = _records_with_dx(root, problems)
     if not records:
         raise DataError(f"{root}: no records; expected .hea + .mat files, or {REFERENCE} + .mat")
 
@@ -105,7 +106,7 @@ def read_cpsc(path: str | Path) -> ExamSet:
         warnings.warn(
             f"{len(unlabelled)} of {len(records)} records under {root} have none of the classes "
             f"{', '.join(classes)} and are kept with all-zero labels (first: {unlabelled[:5]})",
-            stacklevel=2,
+            stacklevel=3,
         )
     names = np.array([r.name for r in records])
     sex = pd.Series([r.sex for r in records], dtype=object)
@@ -184,7 +185,7 @@ class _Record:
     sex: str | None
 
 
-def _records_with_dx(root: Path) -> list[_Record]:
+def _records_with_dx(root: Path, problems: Problems) -> list[_Record]:
     """Challenge layout: one record per `.hea`, labels from its Dx comment."""
     records, missing = [], []
     for hea in _unique_by_name(root, "*.hea"):
@@ -192,16 +193,19 @@ def _records_with_dx(root: Path) -> list[_Record]:
         if not mat.is_file():
             missing.append(hea.stem)
             continue
-        header = read_header(hea)
-        if "Dx" not in header.comments:
-            raise DataError(f"{hea}: no '# Dx:' comment line; expected the record's diagnoses")
-        dx = header.comments["Dx"]
-        records.append(_from_header(hea.stem, mat, header, _dx_classes(hea, dx), dx))
-    _warn_missing(root, missing, ".mat signal files")
+        try:
+            header = read_header(hea)
+            if "Dx" not in header.comments:
+                raise DataError(f"{hea}: no '# Dx:' comment line; expected the record's diagnoses")
+            dx = header.comments["Dx"]
+            records.append(_from_header(hea.stem, mat, header, _dx_classes(hea, dx), dx))
+        except DataError as e:
+            problems.error(str(e))
+    _missing(problems, root, missing, ".mat signal files")
     return records
 
 
-def _records_with_reference(root: Path) -> list[_Record]:
+def _records_with_reference(root: Path, problems: Problems) -> list[_Record]:
     """Original layout: the records listed in REFERENCE.csv, labels from there."""
     labels = _read_reference(root / REFERENCE)
     mats = {p.stem: p for p in _unique_by_name(root, "*.mat")}
@@ -212,13 +216,16 @@ def _records_with_reference(root: Path) -> list[_Record]:
             continue
         mat, hea = mats[name], mats[name].with_suffix(".hea")
         dx = ",".join(classes)
-        if hea.is_file():
-            records.append(_from_header(name, mat, read_header(hea), frozenset(classes), dx))
-        else:
-            records.append(_from_struct(name, mat, frozenset(classes), dx))
-    _warn_missing(root, missing, ".mat files for recordings listed in " + REFERENCE)
+        try:
+            if hea.is_file():
+                records.append(_from_header(name, mat, read_header(hea), frozenset(classes), dx))
+            else:
+                records.append(_from_struct(name, mat, frozenset(classes), dx))
+        except DataError as e:
+            problems.error(str(e))
+    _missing(problems, root, missing, ".mat files for recordings listed in " + REFERENCE)
     unlisted = sorted(set(mats) - set(labels))
-    _warn_missing(root, unlisted, f"labels in {REFERENCE} (their .mat files are ignored)")
+    _missing(problems, root, unlisted, f"labels in {REFERENCE} (their .mat files are ignored)")
     return records
 
 
@@ -320,12 +327,11 @@ def _unique_by_name(root: Path, pattern: str) -> list[Path]:
     return [seen[k] for k in sorted(seen)]
 
 
-def _warn_missing(root: Path, names: list[str], what: str) -> None:
+def _missing(problems: Problems, root: Path, names: list[str], what: str) -> None:
     if names:
-        warnings.warn(
+        problems.exclusion(
             f"{len(names)} record(s) under {root} have no {what} and were left out "
-            f"(first: {names[:5]})",
-            stacklevel=4,  # the caller of read_cpsc
+            f"(first: {names[:5]})"
         )
 
 

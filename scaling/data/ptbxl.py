@@ -19,7 +19,6 @@ given in `info["split"]`. Ages above 89 are coded 300 in PTB-XL and are kept as 
 from __future__ import annotations
 
 import ast
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,19 +58,25 @@ def looks_like(path: Path) -> bool:
 
 
 def read(path: Path, options: ReadOptions, problems: Problems | None = None) -> ExamSet:
-    """The dataset kind's reader (`scaling.data.kinds`); every problem it finds is fatal or
-    a warning, so it reports nothing to `problems`."""
-    return read_ptbxl(path, level=options.label_level, sampling=str(options.ptbxl_records))
+    """The dataset kind's reader (`scaling.data.kinds`)."""
+    return read_ptbxl(
+        path, level=options.label_level, sampling=str(options.ptbxl_records), problems=problems
+    )
 
 
 def read_ptbxl(
-    path: str | Path, *, level: str = "superdiagnostic", sampling: str = "500"
+    path: str | Path,
+    *,
+    level: str = "superdiagnostic",
+    sampling: str = "500",
+    problems: Problems | None = None,
 ) -> ExamSet:
     """Read PTB-XL's metadata; signals stay on disk and are read by row.
 
     `sampling` picks records500/ ("500") or records100/ ("100"). Records listed in the
-    database but missing on disk at that rate are left out with a warning.
+    database but missing on disk at that rate are left out (a `problems` exclusion).
     """
+    problems = problems or Problems()
     root = Path(path)
     if level not in LEVELS:
         raise DataError(f"PTB-XL label level {level!r} is not one of {', '.join(LEVELS)}")
@@ -92,10 +97,9 @@ def read_ptbxl(
     present = np.array([_record_exists(root, f) for f in db[file_column]], dtype=bool)
     if not present.all():
         missing = db["ecg_id"][~present].tolist()
-        warnings.warn(
+        problems.exclusion(
             f"{len(missing)} of {len(db)} records listed in {db_path} have no {sampling} Hz "
-            f"files under {root} and were left out (first ecg_ids: {missing[:5]})",
-            stacklevel=2,
+            f"files under {root} and were left out (first ecg_ids: {missing[:5]})"
         )
     keep = present & np.array([len(n) > 0 for n in names], dtype=bool)
     if not keep.any():
