@@ -12,9 +12,13 @@ cut-off and `largest x / ratio`, the cut-off whose test spans exactly the
 requested horizon with the most data. A form that cannot be fitted at a
 cut-off scores the worst error of the others there.
 
-The chosen form is the one with the fewest parameters among those whose
-weighted mean squared error is within one standard error (over cut-offs) of the
-best's (a tie goes to the form listed first); `average` weights forms by score⁻².
+The forms that extrapolated as well as the best are those whose weighted mean
+squared error is within one standard error (over cut-offs) of the best's, the
+standard error corrected for the cut-offs' shared points (Nadeau & Bengio 2003).
+Of those the chosen form is the one with the fewest parameters among the ones
+whose BIC on all points is within `BIC_MARGIN` of their lowest: a form must earn
+its extra parameters by a strong fit to all the data, the largest sizes included,
+which the backtest tests least. `average` weights forms by score⁻².
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from scaling.laws.fitting import (
 
 MAX_CUTOFFS = 6
 EXTRAPOLATION = 10.0  # the default target, as a multiple of the largest x
+BIC_MARGIN = 6.0  # "strong" evidence for the lower BIC (Kass & Raftery 1995)
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,21 +215,33 @@ def _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta
     inverse = np.where(np.isfinite(score), 1.0 / np.maximum(score, 1e-12) ** 2, 0.0)
     table["weight"] = inverse / inverse.sum()
     near = np.flatnonzero(_within_one_se(table["form"], scored, np.nanargmin(score)))
-    simplest = near[np.argmin(table["n_params"].to_numpy()[near])]  # first listed of the fewest
-    table["chosen"] = np.arange(len(table)) == simplest
+    table["chosen"] = np.arange(len(table)) == _simplest_supported(table.iloc[near])
     columns = ["form", "n_params", "log_rmse", "rel_error", "weight", "aic", "bic", "chosen"]
     return table[[*columns, "note"]]
+
+
+def _simplest_supported(near: pd.DataFrame) -> int:
+    """The index of the row of `near` with the fewest parameters (then the lowest BIC) among
+    those whose BIC is within `BIC_MARGIN` of the lowest; all rows if none has a BIC."""
+    bic = near["bic"].to_numpy(float)
+    supported = near[bic <= np.nanmin(bic) + BIC_MARGIN] if np.isfinite(bic).any() else near
+    return supported.sort_values(["n_params", "bic"], kind="stable").index[0]
 
 
 def _within_one_se(forms: pd.Series, scored: pd.DataFrame, best: int) -> np.ndarray:
     """Per form: is its weighted mean squared error within one standard error of the best's?
 
     The standard error is that of the weighted mean of the per-cut-off differences in squared
-    error (the one-standard-error rule of cross-validation).
+    error (the one-standard-error rule of cross-validation), with the correction of Nadeau &
+    Bengio (2003) for overlapping training sets: their variance gains the (weighted) ratio of
+    points predicted to points fitted times the variance of one difference. Without it the
+    nested cut-offs' correlated differences look like independent evidence.
     """
     errors = scored.pivot(index="cutoff", columns="form", values="log_rmse") ** 2
-    w = scored.groupby("cutoff")["weight"].first().loc[errors.index].to_numpy()
-    w = w / w.sum()
+    per_cut = scored.groupby("cutoff")[["weight", "n_fitted", "n_predicted"]].first()
+    per_cut = per_cut.loc[errors.index]
+    w = per_cut["weight"].to_numpy() / per_cut["weight"].sum()
+    shared = w @ (per_cut["n_predicted"] / per_cut["n_fitted"]).to_numpy()
     out = []
     for form in forms:
         if form not in errors:
@@ -232,7 +249,8 @@ def _within_one_se(forms: pd.Series, scored: pd.DataFrame, best: int) -> np.ndar
             continue
         diff = (errors[form] - errors[forms.iloc[best]]).to_numpy()
         mean = w @ diff
-        out.append(bool(mean <= np.sqrt(np.sum(w**2 * (diff - mean) ** 2)) + 1e-15))
+        variance = np.sum(w**2 * (diff - mean) ** 2) + shared * (w @ (diff - mean) ** 2)
+        out.append(bool(mean <= np.sqrt(variance) + 1e-15))
     return np.array(out)
 
 
@@ -242,7 +260,9 @@ def _reason(table: pd.DataFrame, cutoffs: pd.DataFrame, ratio: float) -> str:
     others = table[~table["chosen"]].dropna(subset=["log_rmse"]).sort_values("log_rmse")
     beaten = len(others) == 0 or best["log_rmse"] <= others["log_rmse"].iloc[0]
     lead = (
-        "extrapolated best" if beaten else "is the simplest within one standard error of the best"
+        "extrapolated best"
+        if beaten
+        else "is the simplest with a strong BIC within one standard error of the best"
     )
     peak = cutoffs.loc[cutoffs["weight"].idxmax(), "cutoff"]
     text = (
