@@ -13,11 +13,10 @@ requested horizon with the most data. A form that cannot be fitted at a
 cut-off scores the worst error of the others there.
 
 The forms that extrapolated as well as the best are those whose weighted mean
-squared error is within one standard error (over cut-offs) of the best's, the
-standard error corrected for the cut-offs' shared points (Nadeau & Bengio 2003).
-Of those the chosen form is the one with the fewest parameters among the ones
-whose BIC on all points is within `BIC_MARGIN` of their lowest: a form must earn
-its extra parameters by a strong fit to all the data, the largest sizes included,
+squared error is within one standard error (over cut-offs) of the best's. Of
+those the chosen form is the one with the fewest parameters among the ones whose
+BIC on all points is within `BIC_MARGIN` of their lowest: a form must earn its
+extra parameters by a strong fit to all the data, the largest sizes included,
 which the backtest tests least. `average` weights forms by score⁻².
 """
 
@@ -232,16 +231,11 @@ def _within_one_se(forms: pd.Series, scored: pd.DataFrame, best: int) -> np.ndar
     """Per form: is its weighted mean squared error within one standard error of the best's?
 
     The standard error is that of the weighted mean of the per-cut-off differences in squared
-    error (the one-standard-error rule of cross-validation), with the correction of Nadeau &
-    Bengio (2003) for overlapping training sets: their variance gains the (weighted) ratio of
-    points predicted to points fitted times the variance of one difference. Without it the
-    nested cut-offs' correlated differences look like independent evidence.
+    error (the one-standard-error rule of cross-validation).
     """
     errors = scored.pivot(index="cutoff", columns="form", values="log_rmse") ** 2
-    per_cut = scored.groupby("cutoff")[["weight", "n_fitted", "n_predicted"]].first()
-    per_cut = per_cut.loc[errors.index]
-    w = per_cut["weight"].to_numpy() / per_cut["weight"].sum()
-    shared = w @ (per_cut["n_predicted"] / per_cut["n_fitted"]).to_numpy()
+    w = scored.groupby("cutoff")["weight"].first().loc[errors.index].to_numpy()
+    w = w / w.sum()
     out = []
     for form in forms:
         if form not in errors:
@@ -249,8 +243,7 @@ def _within_one_se(forms: pd.Series, scored: pd.DataFrame, best: int) -> np.ndar
             continue
         diff = (errors[form] - errors[forms.iloc[best]]).to_numpy()
         mean = w @ diff
-        variance = np.sum(w**2 * (diff - mean) ** 2) + shared * (w @ (diff - mean) ** 2)
-        out.append(bool(mean <= np.sqrt(variance) + 1e-15))
+        out.append(bool(mean <= np.sqrt(np.sum(w**2 * (diff - mean) ** 2)) + 1e-15))
     return np.array(out)
 
 
