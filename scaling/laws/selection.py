@@ -12,9 +12,12 @@ cut-off and `largest x / ratio`, the cut-off whose test spans exactly the
 requested horizon with the most data. A form that cannot be fitted at a
 cut-off scores the worst error of the others there.
 
-The chosen form is the one with the fewest parameters among those whose
-weighted mean squared error is within one standard error (over cut-offs) of the
-best's (a tie goes to the form listed first); `average` weights forms by score⁻².
+The forms that extrapolated as well as the best are those whose weighted mean
+squared error is within one standard error (over cut-offs) of the best's. Of
+those the chosen form is the one with the fewest parameters among the ones whose
+BIC on all points is within `BIC_MARGIN` of their lowest: a form must earn its
+extra parameters by a strong fit to all the data, the largest sizes included,
+which the backtest tests least. `average` weights forms by score⁻².
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from scaling.laws.fitting import (
 
 MAX_CUTOFFS = 6
 EXTRAPOLATION = 10.0  # the default target, as a multiple of the largest x
+BIC_MARGIN = 6.0  # "strong" evidence for the lower BIC (Kass & Raftery 1995)
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,10 +214,17 @@ def _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta
     inverse = np.where(np.isfinite(score), 1.0 / np.maximum(score, 1e-12) ** 2, 0.0)
     table["weight"] = inverse / inverse.sum()
     near = np.flatnonzero(_within_one_se(table["form"], scored, np.nanargmin(score)))
-    simplest = near[np.argmin(table["n_params"].to_numpy()[near])]  # first listed of the fewest
-    table["chosen"] = np.arange(len(table)) == simplest
+    table["chosen"] = np.arange(len(table)) == _simplest_supported(table.iloc[near])
     columns = ["form", "n_params", "log_rmse", "rel_error", "weight", "aic", "bic", "chosen"]
     return table[[*columns, "note"]]
+
+
+def _simplest_supported(near: pd.DataFrame) -> int:
+    """The index of the row of `near` with the fewest parameters (then the lowest BIC) among
+    those whose BIC is within `BIC_MARGIN` of the lowest; all rows if none has a BIC."""
+    bic = near["bic"].to_numpy(float)
+    supported = near[bic <= np.nanmin(bic) + BIC_MARGIN] if np.isfinite(bic).any() else near
+    return supported.sort_values(["n_params", "bic"], kind="stable").index[0]
 
 
 def _within_one_se(forms: pd.Series, scored: pd.DataFrame, best: int) -> np.ndarray:
@@ -242,7 +253,9 @@ def _reason(table: pd.DataFrame, cutoffs: pd.DataFrame, ratio: float) -> str:
     others = table[~table["chosen"]].dropna(subset=["log_rmse"]).sort_values("log_rmse")
     beaten = len(others) == 0 or best["log_rmse"] <= others["log_rmse"].iloc[0]
     lead = (
-        "extrapolated best" if beaten else "is the simplest within one standard error of the best"
+        "extrapolated best"
+        if beaten
+        else "is the simplest with a strong BIC within one standard error of the best"
     )
     peak = cutoffs.loc[cutoffs["weight"].idxmax(), "cutoff"]
     text = (
