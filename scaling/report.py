@@ -35,7 +35,7 @@ from scaling.laws import (
     to_metric,
 )
 from scaling.laws import fit as laws_fit
-from scaling.laws.selection import band_coverage
+from scaling.laws.selection import BIC_MARGIN, band_coverage
 from scaling.laws.table import fit_summaries, summary_classes
 from scaling.results import MEASUREMENTS, ROW_COLUMNS, selected
 from scaling.tuning import parse_select
@@ -274,8 +274,9 @@ def _selection(table, fits, metric: str, split: str, out_dir: Path, warnings) ->
         "to the cut-off and predicts the larger ones up to 10× ahead; log_rmse is its error in "
         "log space weighted towards the cut-off whose test spans the full 10× (lower is better), "
         "rel_error the mean relative error, weight its share in the averaged model. Among forms "
-        "within 10% of the best log_rmse the simplest is chosen. AIC and BIC are of the fit to "
-        "all points.",
+        "within one standard error of the best, the one with the fewest parameters whose BIC "
+        f"is within {BIC_MARGIN:g} of their lowest is chosen. AIC and BIC are of the fit to all "
+        "points.",
         pd.concat(tables)[["metric", "class", *columns, "note"]],
         reasons,
     ]
