@@ -350,9 +350,12 @@ def flatten(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
+FROM_PRETRAINED = ("finetune", "linear_probe")  # transfer modes that start from a run's weights
+
+
 def check_transfer(cfg: RunConfig) -> None:
     """A `ConfigError` for a transfer mode that starts from weights but names no run."""
-    if cfg.transfer.mode in ("finetune", "linear_probe") and not cfg.transfer.pretrained:
+    if cfg.transfer.mode in FROM_PRETRAINED and not cfg.transfer.pretrained:
         raise ConfigError(
             f"transfer.mode '{cfg.transfer.mode}' starts from a pretrained run: set "
             "transfer.pretrained (its run dir, or <sweep>:key=value,... for one finished run)"
@@ -361,7 +364,7 @@ def check_transfer(cfg: RunConfig) -> None:
 
 def canonical(cfg: RunConfig) -> RunConfig:
     """The config with fields that cannot matter cleared, so equal runs hash equally."""
-    if cfg.transfer.mode in ("none", "scratch") and cfg.transfer.pretrained:
+    if cfg.transfer.mode not in FROM_PRETRAINED and cfg.transfer.pretrained:
         return dataclasses.replace(cfg, transfer=dataclasses.replace(cfg.transfer, pretrained=""))
     return cfg
 

@@ -27,7 +27,15 @@ from etils import epath
 from scaling import run_data, store
 from scaling.budget import Schedule, resolve_schedule
 from scaling.checkpoint import Checkpoints
-from scaling.config import ConfigError, EvalConfig, RunConfig, TrainConfig, run_id, validate
+from scaling.config import (
+    FROM_PRETRAINED,
+    ConfigError,
+    EvalConfig,
+    RunConfig,
+    TrainConfig,
+    run_id,
+    validate,
+)
 from scaling.data import Splits, iterate_batches, train_stream
 from scaling.data.preprocess import Preprocessing
 from scaling.metrics import bce_loss, best_f1_thresholds, bootstrap, classification_report
@@ -389,7 +397,7 @@ def _build_model(
             dtype=dtype,
         )
         return model, config.model
-    if tr.mode in ("finetune", "linear_probe"):
+    if tr.mode in FROM_PRETRAINED:
         return load_pretrained(
             resolve_pretrained(tr.pretrained, store_root),
             n_leads=n_leads,
