@@ -3,14 +3,16 @@ per unit of compute.
 
 A question is one number read off the fitted law: its exponent (`exponent`), the metric at
 a size (`metric-at:N`), or the size that reaches a metric value (`size-for:auroc=0.95`).
-Its interval now comes from the law's bootstrap. How much new runs would narrow it is
-estimated by the delta method: the law's parameters have covariance σ²·(Σ n·J Jᵀ)⁻¹ over
-the fitted sizes (J: gradient of the log prediction in the parameters, n: seeds, σ: the
-single-run log noise), so a new run at x adds n·J(x)J(x)ᵀ/σ² and the answer's variance
-follows without refitting. The delta width is scaled to the bootstrap width at the current
-design (`calibration`), then a greedy batch takes, step by step, the pair of seeds whose
-expected narrowing per unit of cost is largest until the budget is spent. Pairs keep
-every planned size at two seeds or more, which the bootstrap needs to see run noise there.
+Its interval now is the wider of the law's bootstrap interval and the delta method's with a
+Student t quantile. How much new runs would narrow it is estimated by the delta method: the
+law's parameters have covariance σ²·(Σ n·J Jᵀ)⁻¹ over the fitted sizes (J: gradient of the
+log prediction in the natural parameters, n: seeds, σ: the single-run log noise), so a new
+run at x adds n·J(x)J(x)ᵀ/σ² and the answer's variance follows without refitting. The
+variance is averaged over `draws` of the law (the fit and bootstrap refits), so a design is
+judged under the laws the data still allow, not the fit alone. A greedy batch then takes,
+step by step, the pair of seeds whose expected narrowing per unit of cost is largest until
+the budget is spent. Pairs keep every planned size at two seeds or more, which the
+bootstrap needs to see run noise there.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from scaling.sweep import PlannedRun, Sweep, SweepError
 
 Z95 = 1.959964
 SEEDS_PER_PICK = 2
+DRAWS = 16  # bootstrap refits the design is judged under, besides the fit
 RIDGE = 1e-9  # relative to the information matrix's trace: keeps unidentified laws invertible
 
 
@@ -100,9 +103,9 @@ class Pick:
 class Plan:
     question: Question
     budget: Budget
-    answer: Answer  # now, from the bootstrap
-    delta_width: float  # now, from the delta method (before calibration)
-    calibration: float  # bootstrap width / delta width
+    answer: Answer  # now: the wider of the two intervals below
+    bootstrap_width: float  # now, of the bootstrap's interval (inf while unbounded)
+    delta_width: float  # now, of the delta method's with a t quantile
     picks: tuple[Pick, ...]
 
     @property
@@ -204,12 +207,17 @@ def bootstrap_answer(law: LawFit, q: Question) -> Answer:
 
 def current_answer(law: LawFit, q: Question) -> Answer:
     """The answer with the wider of its bootstrap interval and its delta-method interval with
-    a Student t quantile (degrees of freedom: distinct sizes − parameters). With few distinct
-    sizes, as a design concentrated by planning has, the bootstrap alone undercovers."""
+    a Student t quantile (degrees of freedom: distinct sizes − parameters), the variance
+    averaged over `draws` of the law. With few distinct sizes, as a design concentrated by
+    planning has, the bootstrap alone undercovers. A metric's interval ends at its value at
+    zero error."""
     boot = bootstrap_answer(law, q)
-    jac, g = gradients(law, q, law.x)
-    half = _t(_dof(law.x, law)) * math.sqrt(_variance(g, _covariance(jac, law.weights, noise(law))))
-    return Answer(boot.value, min(boot.low, boot.value - half), max(boot.high, boot.value + half))
+    half = _t(_dof(law.x, law)) * math.sqrt(Design(law, q).variance())
+    low, high = min(boot.low, boot.value - half), max(boot.high, boot.value + half)
+    if q.kind == "metric-at":  # no metric passes its value at zero error
+        best = float(from_error(q.metric, 0.0))
+        low, high = (low, min(high, best)) if best >= boot.value else (max(low, best), high)
+    return Answer(boot.value, low, high)
 
 
 def _dof(x: np.ndarray, law: LawFit) -> int:
@@ -231,19 +239,32 @@ def noise(law: LawFit) -> float:
     return float(np.sqrt(np.average(law.residuals**2, weights=law.weights)) or 1e-3)
 
 
-def gradients(law: LawFit, q: Question, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(J, g): d log prediction / d theta at each x (len(x), p), and d answer / d theta (p,),
-    by central differences in the form's internal parameters (logs of the positive ones, so
-    a step never leaves the domain; the delta method is the same in any parametrisation)."""
+def gradients(
+    law: LawFit, q: Question, x: np.ndarray, params: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(J, g): d log prediction / d params at each x (len(x), p), and d answer / d params (p,),
+    at the fitted parameters or at `params`, by finite differences in the natural parameters.
+
+    Natural, not the form's internal logs of the positive ones: the delta method does not
+    depend on the parametrisation except where that degenerates, and a floor E fitted at its
+    bound near 0 is exactly there (d/d log E vanishes, so no run would seem to bear on the
+    floor, and the answer would seem not to depend on it). A positive parameter within a step
+    of 0 gets a forward difference; steps are relative, with the smallest y as the scale of
+    the positive ones (terms of y) and 1 of the rest."""
     form = FORMS[law.form]
-    theta = form.encode(np.array(list(law.params.values())))
-    h = 1e-5 * np.maximum(np.abs(theta), 1.0)
-    shifted = np.concatenate([theta + np.diag(h), theta - np.diag(h)])  # (2p, p)
-    log_pred = form.log_predict(shifted, np.log(np.asarray(x, float)))
-    k = len(theta)
-    jac = ((log_pred[:k] - log_pred[k:]) / (2 * h[:, None])).T
-    ans = answers(law, q, form.decode(shifted))
-    return jac, (ans[:k] - ans[k:]) / (2 * h)
+    natural = np.array(list(law.params.values()) if params is None else params, float)
+    scale = np.where(form.log_params, float(np.min(law.y)), 1.0)
+    h = 1e-5 * np.maximum(np.abs(natural), scale)
+    forward = form.log_params & (natural - h <= 0)
+    up = natural + np.diag(h)
+    down = natural - np.diag(np.where(forward, 0.0, h))
+    span = np.where(forward, h, 2 * h)
+    shifted = np.concatenate([up, down])  # (2p, p)
+    log_pred = form.log_predict(form.encode(shifted), np.log(np.asarray(x, float)))
+    k = len(natural)
+    jac = ((log_pred[:k] - log_pred[k:]) / span[:, None]).T
+    ans = answers(law, q, shifted)
+    return jac, (ans[:k] - ans[k:]) / span
 
 
 def _covariance(jac: np.ndarray, n: np.ndarray, sigma: float) -> np.ndarray:
@@ -255,6 +276,63 @@ def delta_width(law: LawFit, q: Question, x: np.ndarray, n: np.ndarray) -> float
     """95% width of the answer by the delta method for a design (sizes x, seeds n at each)."""
     jac, g = gradients(law, q, x)
     return 2 * Z95 * math.sqrt(max(g @ _covariance(jac, n, noise(law)) @ g, 0.0))
+
+
+def draws(law: LawFit, q: Question, k: int = DRAWS) -> np.ndarray:
+    """Parameter sets (rows, natural) the design is judged under: the fit and `k` bootstrap
+    refits spread evenly over the answer's bootstrap distribution (those with a finite
+    answer). A design judged at the fit alone trusts its curvature: with few
+    sizes the fit often puts the floor near zero, and runs that pin down a pure power law look
+    like they settle an extrapolation that in truth hinges on the floor."""
+    point = np.array([list(law.params.values())])
+    if len(law.bootstrap) == 0:
+        return point
+    ans = answers(law, q, law.bootstrap)
+    finite = np.isfinite(ans)
+    rows = law.bootstrap[finite][np.argsort(ans[finite])]
+    if len(rows) == 0:
+        return point
+    ranks = np.linspace(0, 1, k) * (len(rows) - 1)
+    return np.concatenate([point, rows[np.unique(np.round(ranks).astype(int))]])
+
+
+class Design:
+    """The delta method's variance of the answer for a design, averaged over `draws` of the
+    law: the runs fitted so far, then pairs of seeds added one at a time at candidate sizes
+    (rank-one updates of each draw's covariance)."""
+
+    def __init__(self, law: LawFit, q: Question, candidates: np.ndarray | None = None):
+        sigma = noise(law)
+        self.scale = SEEDS_PER_PICK / sigma**2
+        n = len(law.x)
+        x = law.x if candidates is None else np.concatenate([law.x, candidates])
+        covs, gs, jacs = [], [], []
+        for params in draws(law, q):
+            jac, g = gradients(law, q, x, params)
+            if np.all(np.isfinite(jac)) and np.all(np.isfinite(g)):
+                covs.append(_covariance(jac[:n], law.weights, sigma))
+                gs.append(g)
+                jacs.append(jac[n:])
+        if not covs:
+            raise PlanError(f"the '{law.form}' law's answer has no gradient at any refit")
+        self.cov, self.g, self.jac = np.array(covs), np.array(gs), np.array(jacs)
+
+    def variance(self) -> float:
+        return max(float(np.mean(np.einsum("kp,kpq,kq->k", self.g, self.cov, self.g))), 0.0)
+
+    def variance_after(self) -> np.ndarray:
+        """The variance after a pick at each candidate (c,)."""
+        cu = np.einsum("kpq,kcq->kcp", self.cov, self.jac)
+        gain = self.scale * np.einsum("kp,kcp->kc", self.g, cu) ** 2
+        gain /= 1 + self.scale * np.einsum("kcp,kcp->kc", self.jac, cu)
+        return np.maximum(self.variance() - gain.mean(axis=0), 0.0)
+
+    def add(self, i: int) -> None:
+        """Add a pick at candidate `i`."""
+        u = self.jac[:, i]
+        cu = np.einsum("kpq,kq->kp", self.cov, u)
+        denom = 1 + self.scale * np.einsum("kp,kp->k", u, cu)
+        self.cov = self.cov - self.scale * np.einsum("kp,kq->kpq", cu, cu) / denom[:, None, None]
 
 
 def plan_batch(
@@ -270,53 +348,48 @@ def plan_batch(
     that narrows the expected interval most per unit of cost, until nothing affordable is left
     or the expected width is under `tolerance`. `used_seeds` maps a subset_size to its seeds.
 
-    The expected width is 2·t(dof)·sd by the delta method, times `calibration` (the current
-    interval over that width now); a pick at a new size also adds a degree of freedom.
-    While a size-for interval is unbounded (some refits never reach the target), no pick can
-    be seen to narrow it: the batch is planned for the metric at the size answered now."""
+    Both parts of the interval (`current_answer`) shrink with the delta method's sd; the
+    delta method's part also with its t quantile as picks add sizes, down to no less than
+    the bootstrap's part. While a size-for interval is unbounded (some refits never reach the
+    target), the batch narrows the delta method's part with the whole budget."""
     answer = current_answer(law, q)
-    if not math.isfinite(answer.width):
-        at = Question("metric-at", q.metric, q.cls, q.split, at=10.0**answer.value)
-        return plan_batch(law, at, candidates, budget, used_seeds=used_seeds)
-    sigma, sizes = noise(law), set(law.x.tolist())
-    jac, g = gradients(law, q, law.x)
-    cov = _covariance(jac, law.weights, sigma)
-    delta_now = 2 * Z95 * math.sqrt(_variance(g, cov))
-    model_now = 2 * _t(_dof(law.x, law)) * math.sqrt(_variance(g, cov))
-    calibration = answer.width / model_now if model_now > 0 and answer.width > 0 else 1.0
-    cand_jac, _ = gradients(law, q, np.array([c.x for c in candidates]))
-    scale = SEEDS_PER_PICK / sigma**2
+    design = Design(law, q, np.array([c.x for c in candidates]))
+    var_now, dof_now, sizes = design.variance(), _dof(law.x, law), set(law.x.tolist())
+    delta_now = 2 * _t(dof_now) * math.sqrt(var_now)
+    boot_width = bootstrap_answer(law, q).width
+    if math.isfinite(answer.width):
+        boot_now, width_now = boot_width, answer.width
+    else:
+        boot_now, width_now, tolerance = 0.0, delta_now, 0.0
+    widest_now = max(boot_now, delta_now)
 
-    def width(cov: np.ndarray, sizes: set) -> float:
-        dof = max(len(sizes) - len(law.params), 1)
-        return calibration * 2 * _t(dof) * math.sqrt(_variance(g, cov))
+    def expected(var: float, n_sizes: int) -> float:
+        t_ratio = _t(max(n_sizes - len(law.params), 1)) / _t(dof_now)
+        shrink = max(boot_now, delta_now * t_ratio) / widest_now
+        return width_now * shrink * math.sqrt(var / var_now) if var_now > 0 else 0.0
 
-    def added(cov: np.ndarray, u: np.ndarray) -> np.ndarray:
-        cu = cov @ u
-        return cov - scale * np.outer(cu, cu) / (1 + scale * u @ cu)
-
+    costs = np.array([SEEDS_PER_PICK * c.cost for c in candidates])
     used = {k: set(v) for k, v in (used_seeds or {}).items()}
     picks, left = [], budget.amount
-    while (now := width(cov, sizes)) > tolerance:
-        gains = [
-            (now - width(added(cov, cand_jac[i]), sizes | {c.x})) / max(cost, 1e-12)
-            if (cost := SEEDS_PER_PICK * c.cost) <= left
-            else 0.0
-            for i, c in enumerate(candidates)
+    while (now := expected(design.variance(), len(sizes))) > tolerance:
+        after = [
+            expected(v, len(sizes | {c.x}))
+            for v, c in zip(design.variance_after(), candidates, strict=True)
         ]
+        gains = np.where(costs <= left, (now - np.array(after)) / np.maximum(costs, 1e-12), 0)
         best = int(np.argmax(gains))
         if gains[best] <= 0:
             break
         c = candidates[best]
-        cov, sizes = added(cov, cand_jac[best]), sizes | {c.x}
+        design.add(best)
+        sizes.add(c.x)
         taken = used.setdefault(c.subset_size, set())
         seeds = [s for s in range(len(taken) + SEEDS_PER_PICK) if s not in taken][:SEEDS_PER_PICK]
         taken.update(seeds)
-        left -= SEEDS_PER_PICK * c.cost
-        picks.append(
-            Pick(c.subset_size, c.x, tuple(seeds), SEEDS_PER_PICK * c.cost, width(cov, sizes))
-        )
-    return Plan(q, budget, answer, delta_now, calibration, tuple(picks))
+        left -= costs[best]
+        width = expected(design.variance(), len(sizes))
+        picks.append(Pick(c.subset_size, c.x, tuple(seeds), float(costs[best]), width))
+    return Plan(q, budget, answer, boot_width, delta_now, tuple(picks))
 
 
 def candidate_sizes(low: float, pool: int, existing: list[float], n: int = 12) -> list[int]:
@@ -499,12 +572,15 @@ def describe(plan: Plan, unit_name: str) -> str:
     lines = [
         f"question: {q}",
         f"now: {a.value:.4g}, 95% interval [{a.low:.4g}, {a.high:.4g}], width {a.width:.4g} "
-        f"(bootstrap, widened to the delta method's with a t quantile when that is wider); "
-        f"delta method with z {plan.delta_width:.4g}, model x{plan.calibration:.2f} to match",
+        f"(bootstrap's {plan.bootstrap_width:.4g}, widened to the delta method's "
+        f"{plan.delta_width:.4g} with a t quantile where that is wider)",
         f"budget {plan.budget} ({unit_name}): {len(plan.picks)} picks of "
         f"{SEEDS_PER_PICK} seeds cost {cost(plan.cost)}",
         f"  {'subset_size':>11s} {'exams':>10s} {'seeds':>8s} {'cost':>12s} {'width after':>12s}",
     ]
+    if not math.isfinite(plan.bootstrap_width):
+        lines.insert(2, "unbounded (some refits never reach the target): the plan narrows the "
+                        "delta method's interval, the whole budget")  # fmt: skip
     for p in plan.picks:
         seeds = ",".join(map(str, p.seeds))
         lines.append(
