@@ -17,13 +17,16 @@ Figures (one JSON line each):
 
 - `adaptive_vs_grid` per question: `compute_ratio` (median over studies of adaptive's compute
   to reach the grid's width / the grid's 2·G; target ≤ 0.5; studies that never reach it count
-  as infinite, and a median among them is null), `reached` (share of studies that reached it), and
+  as infinite, and a median among them is null), `reached` (share of studies that reached it),
+  `oracle_ratio` (the same ratio for the c-optimal design at the true law: a floor no design
+  reaches below, in the delta method's approximation; when it is above 0.5 the grid is
+  already near-optimal for the question and the target cannot be met), and
   `coverage_adaptive` / `coverage_grid` (share of final 95% intervals holding the truth;
   target ≥ 0.90).
 - `planning_time`: seconds for one round's planning (law fit with 200 bootstrap refits + the
   greedy batch) with 50 finished runs (target < 30 s on 2 cores).
 
-    python benchmarks/adaptive.py [--studies 3] [--bootstrap 100] [--questions size-for]
+    python benchmarks/adaptive.py [--studies 6] [--bootstrap 100] [--questions size-for]
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+from scipy.optimize import minimize
 
 from scaling.laws import fit
 from scaling.plan import (
@@ -45,7 +49,9 @@ from scaling.plan import (
     Candidate,
     Question,
     Unreachable,
+    candidate_sizes,
     current_answer,
+    gradients,
     plan_batch,
     stand_in,
 )
@@ -99,11 +105,11 @@ def adaptive_study(law, q, sigma, rng, n_bootstrap, target: float, budget: float
     x = [float(s) for s in GRID_SIZES[:4] for _ in range(2)]
     y = list(errors(law, x, sigma, rng))
     spent, per_round = float(sum(x)), budget / ROUNDS
-    candidates = [Candidate(float(s), s, float(s)) for s in _candidates()]
     law_fit = refit(x, y, n_bootstrap)
     answer = _answer(law_fit, q)
     while (answer is None or answer.width > target) and spent < budget:
         budget_now = Budget(min(per_round, budget - spent), "examples")
+        candidates = _candidates(x)
         if answer is None:  # the target is out of the law's reach: plan as `scaling plan` does
             plan = plan_batch(law_fit, stand_in(q, POOL), candidates, budget_now)
         else:
@@ -127,8 +133,10 @@ def _answer(law_fit, q: Question):
         return None
 
 
-def _candidates() -> list[int]:
-    return [round(v) for v in np.exp(np.linspace(math.log(1000), math.log(POOL), 12))]
+def _candidates(x: list[float]) -> list[Candidate]:
+    """The sizes `scaling plan` would offer after runs at `x` (0: the whole pool)."""
+    sizes = candidate_sizes(1000, POOL, x)
+    return [Candidate(float(s or POOL), s, float(s or POOL)) for s in sizes]
 
 
 QUESTIONS = ("exponent", "metric-at:10x pool", "size-for:AUROC at 2x pool")
@@ -139,10 +147,11 @@ def compare(studies: int, n_bootstrap: int, only: tuple[str, ...] = QUESTIONS) -
     for qi, name in enumerate(QUESTIONS):
         if not name.startswith(only):
             continue
-        ratios, cover_a, cover_g, grid_failed = [], [], [], 0
+        ratios, cover_a, cover_g, grid_failed, oracle = [], [], [], 0, []
         for alpha, e in LAWS:
             law = truth(alpha, e)
             q, true = questions(law)[qi]
+            oracle.append(oracle_ratio(law, q))
             for sigma in NOISES:
                 for study in range(studies):
                     rng = np.random.default_rng([qi, int(alpha * 10), int(e * 100), study])
@@ -164,6 +173,7 @@ def compare(studies: int, n_bootstrap: int, only: tuple[str, ...] = QUESTIONS) -
                 "compute_ratio": _finite(np.median(ratios)),
                 "compute_ratio_reached": _finite(np.median([r for r in ratios if r < math.inf])),
                 "compute_ratio_target": TARGET_RATIO,
+                "oracle_ratio": round(float(np.median(oracle)), 3),
                 "reached": round(float(np.mean(np.isfinite(ratios))), 3),
                 "grid_without_answer": grid_failed,
                 "coverage_adaptive": round(float(np.mean(cover_a)), 3),
@@ -175,6 +185,29 @@ def compare(studies: int, n_bootstrap: int, only: tuple[str, ...] = QUESTIONS) -
     return rows
 
 
+def oracle_ratio(law: dict[str, float], q: Question) -> float:
+    """The compute, as a share of the repeated grid's, at which the best split of compute over
+    the candidate sizes matches the grid's variance of the answer, by the delta method at the
+    true law: the c-optimal design, which no design, adaptive or not, beats in that
+    approximation (the noise cancels). Found over softmax shares from a few starts."""
+    grid_x = np.array([float(s) for s in GRID_SIZES for _ in range(4)])
+    exact = fit(grid_x, errors(law, grid_x, 0.0, np.random.default_rng(0)), "saturating")
+    params = np.array([law["E"], law["A"], law["alpha"]])
+    sizes = np.array([float(s or POOL) for s in candidate_sizes(1000, POOL, GRID_SIZES)])
+    jac_grid, g = gradients(exact, q, grid_x, params)
+    jac, _ = gradients(exact, q, sizes, params)
+    grid_var = g @ np.linalg.solve(jac_grid.T @ jac_grid, g)
+
+    def log_ratio(z: np.ndarray) -> float:
+        share = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        runs = share * grid_x.sum() / sizes
+        info = (jac * runs[:, None]).T @ jac
+        return math.log(max(g @ np.linalg.lstsq(info, g, rcond=None)[0], 1e-300) / grid_var)
+
+    starts = np.random.default_rng(1).normal(0, 1, (4, len(sizes)))
+    return math.exp(min(minimize(log_ratio, z, method="L-BFGS-B").fun for z in starts))
+
+
 def _finite(value: float) -> float | None:
     return round(float(value), 3) if math.isfinite(value) else None
 
@@ -184,7 +217,7 @@ def planning_time(n_runs: int = 50, n_bootstrap: int = 200) -> dict:
     law = truth(0.5, 0.05)
     x = [float(s) for s in GRID_SIZES for _ in range(n_runs // len(GRID_SIZES) + 1)][:n_runs]
     y = list(errors(law, x, 0.03, rng))
-    candidates = [Candidate(float(s), s, float(s)) for s in _candidates()]
+    candidates = _candidates(x)
     started = time.perf_counter()
     for q, _ in questions(law):
         plan_batch(refit(x, y, n_bootstrap), q, candidates, Budget(1e6, "examples"))
@@ -200,7 +233,7 @@ def planning_time(n_runs: int = 50, n_bootstrap: int = 200) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--studies", type=int, default=3, help="studies per law and noise")
+    parser.add_argument("--studies", type=int, default=6, help="studies per law and noise")
     parser.add_argument("--bootstrap", type=int, default=100, help="bootstrap refits per fit")
     parser.add_argument(
         "--questions", nargs="+", default=["exponent", "metric-at", "size-for"],
