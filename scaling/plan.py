@@ -11,8 +11,8 @@ run at x adds n·J(x)J(x)ᵀ/σ² and the answer's variance follows without refi
 variance is averaged over `draws` of the law (the fit and bootstrap refits), so a design is
 judged under the laws the data still allow, not the fit alone. A greedy batch then takes,
 step by step, the pair of seeds whose expected narrowing per unit of cost is largest until
-the budget is spent. Pairs keep every planned size at two seeds or more, which the
-bootstrap needs to see run noise there.
+the budget is spent, first among the pairs of the c-optimal split of the budget. Pairs keep
+every planned size at two seeds or more, which the bootstrap needs to see run noise there.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.optimize import minimize
 
 from scaling.config import RunConfig, canonical, flatten, override, resolve_key
 from scaling.laws import FORMS, LawFit, from_error
@@ -33,6 +34,7 @@ from scaling.sweep import PlannedRun, Sweep, SweepError
 
 Z95 = 1.959964
 SEEDS_PER_PICK = 2
+SPLIT_STARTS = 4  # starts of the c-optimal split's search
 DRAWS = 16  # bootstrap refits the design is judged under, besides the fit
 RIDGE = 1e-9  # relative to the information matrix's trace: keeps unidentified laws invertible
 
@@ -327,6 +329,25 @@ class Design:
         gain /= 1 + self.scale * np.einsum("kcp,kcp->kc", self.jac, cu)
         return np.maximum(self.variance() - gain.mean(axis=0), 0.0)
 
+    def best_split(self, costs: np.ndarray, budget: float) -> np.ndarray:
+        """Pairs at each candidate (fractional) that minimise the variance for `budget`: the
+        c-optimal design, over softmax shares of the budget from a few starts."""
+        info = np.linalg.inv(self.cov)
+        outer = self.scale * np.einsum("kcp,kcq->kcpq", self.jac, self.jac)
+
+        def pairs(z: np.ndarray) -> np.ndarray:
+            share = np.exp(z - z.max())
+            return share / share.sum() * budget / costs
+
+        def log_variance(z: np.ndarray) -> float:
+            total = info + np.einsum("c,kcpq->kpq", pairs(z), outer)
+            var = np.einsum("kp,kp->k", self.g, np.linalg.solve(total, self.g[..., None])[..., 0])
+            return math.log(max(float(var.mean()), 1e-300))
+
+        starts = np.random.default_rng(0).normal(0, 1, (SPLIT_STARTS, len(costs)))
+        fits = [minimize(log_variance, z, method="L-BFGS-B") for z in starts]
+        return pairs(min(fits, key=lambda r: r.fun).x)
+
     def add(self, i: int) -> None:
         """Add a pick at candidate `i`."""
         u = self.jac[:, i]
@@ -344,9 +365,12 @@ def plan_batch(
     used_seeds: dict[int, set[int]] | None = None,
     tolerance: float = 0.0,
 ) -> Plan:
-    """Greedy batch within `budget`: pairs of new seeds at candidate sizes, each pick the one
-    that narrows the expected interval most per unit of cost, until nothing affordable is left
-    or the expected width is under `tolerance`. `used_seeds` maps a subset_size to its seeds.
+    """A batch within `budget`: pairs of new seeds at candidate sizes, each pick the one that
+    narrows the expected interval most per unit of cost, first among the pairs of the
+    c-optimal split of the budget (`Design.best_split`, rounded down), then among all, until
+    nothing affordable is left or the expected width is under `tolerance` (greedy alone
+    spends on cheap sizes first, and needed about 1.3x the optimum's compute for the exams to
+    reach an AUROC). `used_seeds` maps a subset_size to its seeds.
 
     Both parts of the interval (`current_answer`) shrink with the delta method's sd; the
     delta method's part also with its t quantile as picks add sizes, down to no less than
@@ -369,6 +393,7 @@ def plan_batch(
         return width_now * shrink * math.sqrt(var / var_now) if var_now > 0 else 0.0
 
     costs = np.array([SEEDS_PER_PICK * c.cost for c in candidates])
+    quota = np.floor(design.best_split(np.maximum(costs, 1e-12), budget.amount))
     used = {k: set(v) for k, v in (used_seeds or {}).items()}
     picks, left = [], budget.amount
     while (now := expected(design.variance(), len(sizes))) > tolerance:
@@ -376,10 +401,15 @@ def plan_batch(
             expected(v, len(sizes | {c.x}))
             for v, c in zip(design.variance_after(), candidates, strict=True)
         ]
-        gains = np.where(costs <= left, (now - np.array(after)) / np.maximum(costs, 1e-12), 0)
+        allowed = (costs <= left) & ((quota > 0) if quota.any() else True)
+        gains = np.where(allowed, (now - np.array(after)) / np.maximum(costs, 1e-12), 0)
         best = int(np.argmax(gains))
+        if gains[best] <= 0 and quota.any():  # the split is done or narrows no more
+            quota[:] = 0
+            continue
         if gains[best] <= 0:
             break
+        quota[best] = max(quota[best] - 1, 0)
         c = candidates[best]
         design.add(best)
         sizes.add(c.x)
