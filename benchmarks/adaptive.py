@@ -18,6 +18,7 @@ Figures (one JSON line each):
 - `adaptive_vs_grid` per question: `compute_ratio` (median over studies of adaptive's compute
   to reach the grid's width / the grid's 2·G; target ≤ 0.5; studies that never reach it count
   as infinite, and a median among them is null), `reached` (share of studies that reached it),
+  `grid_without_answer` (studies left out: the grid's interval is unbounded, no width to reach),
   `oracle_ratio` (the same ratio for the c-optimal design at the true law: a floor no design
   reaches below, in the delta method's approximation; when it is above 0.5 the grid is
   already near-optimal for the question and the target cannot be met), and
@@ -158,6 +159,8 @@ def compare(studies: int, n_bootstrap: int, only: tuple[str, ...] = QUESTIONS) -
                     try:
                         target, grid_cost, grid = grid_study(law, q, sigma, rng, n_bootstrap)
                     except Unreachable:  # the grid's law never reaches the target: no width
+                        target = math.inf
+                    if not math.isfinite(target):  # nor when some refits never reach it
                         grid_failed += 1
                         continue
                     cover_g.append(grid.low <= true <= grid.high)
