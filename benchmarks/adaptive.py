@@ -42,7 +42,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from scipy.optimize import minimize
 
 from scaling.laws import fit
 from scaling.plan import (
@@ -50,6 +49,7 @@ from scaling.plan import (
     Candidate,
     Question,
     Unreachable,
+    best_shares,
     candidate_sizes,
     current_answer,
     gradients,
@@ -192,7 +192,7 @@ def oracle_ratio(law: dict[str, float], q: Question) -> float:
     """The compute, as a share of the repeated grid's, at which the best split of compute over
     the candidate sizes matches the grid's variance of the answer, by the delta method at the
     true law: the c-optimal design, which no design, adaptive or not, beats in that
-    approximation (the noise cancels). Found over softmax shares from a few starts."""
+    approximation (the noise cancels), searched as `scaling plan` searches its split."""
     grid_x = np.array([float(s) for s in GRID_SIZES for _ in range(4)])
     exact = fit(grid_x, errors(law, grid_x, 0.0, np.random.default_rng(0)), "saturating")
     params = np.array([law["E"], law["A"], law["alpha"]])
@@ -201,14 +201,12 @@ def oracle_ratio(law: dict[str, float], q: Question) -> float:
     jac, _ = gradients(exact, q, sizes, params)
     grid_var = g @ np.linalg.solve(jac_grid.T @ jac_grid, g)
 
-    def log_ratio(z: np.ndarray) -> float:
-        share = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    def log_ratio(share: np.ndarray) -> float:
         runs = share * grid_x.sum() / sizes
         info = (jac * runs[:, None]).T @ jac
         return math.log(max(g @ np.linalg.lstsq(info, g, rcond=None)[0], 1e-300) / grid_var)
 
-    starts = np.random.default_rng(1).normal(0, 1, (4, len(sizes)))
-    return math.exp(min(minimize(log_ratio, z, method="L-BFGS-B").fun for z in starts))
+    return math.exp(log_ratio(best_shares(log_ratio, len(sizes))))
 
 
 def _finite(value: float) -> float | None:

@@ -34,7 +34,7 @@ from scaling.sweep import PlannedRun, Sweep, SweepError
 
 Z95 = 1.959964
 SEEDS_PER_PICK = 2
-SPLIT_STARTS = 4  # starts of the c-optimal split's search
+SPLIT_STARTS = 4  # starts of the search for the c-optimal split
 DRAWS = 16  # bootstrap refits the design is judged under, besides the fit
 RIDGE = 1e-9  # relative to the information matrix's trace: keeps unidentified laws invertible
 
@@ -213,13 +213,22 @@ def current_answer(law: LawFit, q: Question) -> Answer:
     averaged over `draws` of the law. With few distinct sizes, as a design concentrated by
     planning has, the bootstrap alone undercovers. A metric's interval ends at its value at
     zero error."""
+    return _interval(law, q)[0]
+
+
+def _interval(
+    law: LawFit, q: Question, candidates: np.ndarray | None = None
+) -> tuple[Answer, float, float, Design]:
+    """`current_answer`, the widths of its two parts (the bootstrap's, the delta method's),
+    and the `Design` of the fitted runs (with `candidates`) that gave the delta method's."""
     boot = bootstrap_answer(law, q)
-    half = _t(_dof(law.x, law)) * math.sqrt(Design(law, q).variance())
+    design = Design(law, q, candidates)
+    half = _t(_dof(law.x, law)) * math.sqrt(design.variance())
     low, high = min(boot.low, boot.value - half), max(boot.high, boot.value + half)
     if q.kind == "metric-at":  # no metric passes its value at zero error
         best = float(from_error(q.metric, 0.0))
         low, high = (low, min(high, best)) if best >= boot.value else (max(low, best), high)
-    return Answer(boot.value, low, high)
+    return Answer(boot.value, low, high), boot.width, 2 * half, design
 
 
 def _dof(x: np.ndarray, law: LawFit) -> int:
@@ -228,10 +237,6 @@ def _dof(x: np.ndarray, law: LawFit) -> int:
 
 def _t(dof: int) -> float:
     return float(stats.t.ppf(0.975, dof))
-
-
-def _variance(g: np.ndarray, cov: np.ndarray) -> float:
-    return max(float(g @ cov @ g), 0.0)
 
 
 def noise(law: LawFit) -> float:
@@ -298,6 +303,19 @@ def draws(law: LawFit, q: Question, k: int = DRAWS) -> np.ndarray:
     return np.concatenate([point, rows[np.unique(np.round(ranks).astype(int))]])
 
 
+def best_shares(log_objective: Callable[[np.ndarray], float], n: int) -> np.ndarray:
+    """Shares of n items (summing to 1) that minimise `log_objective(shares)`: softmax logits
+    searched by L-BFGS-B from `SPLIT_STARTS` seeded starts, the best kept."""
+
+    def shares(z: np.ndarray) -> np.ndarray:
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    starts = np.random.default_rng(0).normal(0, 1, (SPLIT_STARTS, n))
+    fits = [minimize(lambda z: log_objective(shares(z)), z, method="L-BFGS-B") for z in starts]
+    return shares(min(fits, key=lambda r: r.fun).x)
+
+
 class Design:
     """The delta method's variance of the answer for a design, averaged over `draws` of the
     law: the runs fitted so far, then pairs of seeds added one at a time at candidate sizes
@@ -331,22 +349,16 @@ class Design:
 
     def best_split(self, costs: np.ndarray, budget: float) -> np.ndarray:
         """Pairs at each candidate (fractional) that minimise the variance for `budget`: the
-        c-optimal design, over softmax shares of the budget from a few starts."""
+        c-optimal design."""
         info = np.linalg.inv(self.cov)
         outer = self.scale * np.einsum("kcp,kcq->kcpq", self.jac, self.jac)
 
-        def pairs(z: np.ndarray) -> np.ndarray:
-            share = np.exp(z - z.max())
-            return share / share.sum() * budget / costs
-
-        def log_variance(z: np.ndarray) -> float:
-            total = info + np.einsum("c,kcpq->kpq", pairs(z), outer)
+        def log_variance(share: np.ndarray) -> float:
+            total = info + np.einsum("c,kcpq->kpq", share * budget / costs, outer)
             var = np.einsum("kp,kp->k", self.g, np.linalg.solve(total, self.g[..., None])[..., 0])
             return math.log(max(float(var.mean()), 1e-300))
 
-        starts = np.random.default_rng(0).normal(0, 1, (SPLIT_STARTS, len(costs)))
-        fits = [minimize(log_variance, z, method="L-BFGS-B") for z in starts]
-        return pairs(min(fits, key=lambda r: r.fun).x)
+        return best_shares(log_variance, len(costs)) * budget / costs
 
     def add(self, i: int) -> None:
         """Add a pick at candidate `i`."""
@@ -376,11 +388,8 @@ def plan_batch(
     delta method's part also with its t quantile as picks add sizes, down to no less than
     the bootstrap's part. While a size-for interval is unbounded (some refits never reach the
     target), the batch narrows the delta method's part with the whole budget."""
-    answer = current_answer(law, q)
-    design = Design(law, q, np.array([c.x for c in candidates]))
+    answer, boot_width, delta_now, design = _interval(law, q, np.array([c.x for c in candidates]))
     var_now, dof_now, sizes = design.variance(), _dof(law.x, law), set(law.x.tolist())
-    delta_now = 2 * _t(dof_now) * math.sqrt(var_now)
-    boot_width = bootstrap_answer(law, q).width
     if math.isfinite(answer.width):
         boot_now, width_now = boot_width, answer.width
     else:
