@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from scipy import signal
 
 from scaling.data.dataset import DataError
 
@@ -36,6 +35,8 @@ def resample(x: np.ndarray, source_rate: float, target_rate: float) -> np.ndarra
     """Polyphase resampling along axis 1 (samples)."""
     if source_rate == target_rate:
         return x
+    from scipy import signal  # imported where used: 0.8 s that most processes never need
+
     ratio = Fraction(target_rate / source_rate).limit_denominator(1000)
     y = signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=1)
     return y.astype(np.float32, copy=False)
@@ -61,12 +62,16 @@ def stack_centred(signals: Sequence[np.ndarray]) -> np.ndarray:
 
 def highpass(x: np.ndarray, rate: float, cutoff_hz: float) -> np.ndarray:
     """Zero-phase Butterworth high-pass (baseline wander)."""
+    from scipy import signal
+
     sos = signal.butter(2, cutoff_hz, btype="highpass", fs=rate, output="sos")
     return signal.sosfiltfilt(sos, x, axis=1).astype(np.float32)
 
 
 def notch(x: np.ndarray, rate: float, freq_hz: float, quality: float = 30.0) -> np.ndarray:
     """Zero-phase IIR notch at the powerline frequency."""
+    from scipy import signal
+
     b, a = signal.iirnotch(freq_hz, quality, fs=rate)
     return signal.filtfilt(b, a, x, axis=1).astype(np.float32)
 

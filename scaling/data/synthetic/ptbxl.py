@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import wfdb
-from scipy import signal
 
+from scaling.data.preprocess import resample
 from scaling.data.ptbxl import _STATEMENT_COLUMNS, DATABASE, PTBXL_LEADS, STATEMENTS
 from scaling.data.synthetic.waveforms import compatible, ecg_waveforms
 
@@ -78,7 +78,7 @@ def write_ptbxl_sample(out: str | Path, *, n_records: int, n_patients: int, seed
         folder = f"{ecg_id // 1000 * 1000:05d}"
         hr, lr = f"records500/{folder}/{ecg_id:05d}_hr", f"records100/{folder}/{ecg_id:05d}_lr"
         _write_record(out / hr, x, 500)
-        _write_record(out / lr, signal.resample_poly(x, 1, 5, axis=0), 100)
+        _write_record(out / lr, resample(x[None], 500, 100)[0], 100)
         rows.append(
             {
                 "ecg_id": ecg_id,
