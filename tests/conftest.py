@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,10 +15,13 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-# Before anything imports JAX: share compiled programs across tests and subprocesses.
-CACHE = Path(tempfile.gettempdir()) / "scaling-test-jax-cache"
+# Before anything imports JAX: share compiled programs across tests and subprocesses, in a
+# folder of this session's own (a fresh machine's suite starts cold, and so does this one).
+CACHE = Path(tempfile.mkdtemp(prefix="scaling-test-jax-cache-"))
+atexit.register(shutil.rmtree, CACHE, ignore_errors=True)
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(CACHE))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
@@ -150,12 +155,15 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
             pytest.fail("ray head did not start")
         time.sleep(1)
     yield address, url
-    os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
-    time.sleep(1)
-    with contextlib.suppress(ProcessLookupError):  # stragglers of this head's group only
+    # A throwaway head needs no orderly shutdown (SIGTERM took over 10 s): its processes are
+    # killed, the workers too (they have process groups of their own; found as descendants).
+    family = psutil.Process(proc.pid).children(recursive=True)
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    proc.wait(timeout=30)
 
 
 TINY = {

@@ -17,7 +17,7 @@ from scaling.sweep import expand, load_sweep
 # Near the error of the tiny net after 30 steps (AUROC about 0.4), so its real runs fit in.
 LAW = {"E": 0.55, "A": 3.0, "alpha": 0.8}
 ARGS = ("sweep", "study.py", "--adaptive", "--question", "metric-at:1000", "--budget", "2000ex",
-        "--rounds", "2", "--num-cpus", "2", "--bootstrap", "100")  # fmt: skip
+        "--rounds", "2", "--bootstrap", "100")  # fmt: skip
 
 
 def read_state(cwd) -> dict:
@@ -27,13 +27,16 @@ def read_state(cwd) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_killed_adaptive_sweep_resumes_without_rerunning_finished_rounds(code_data, tmp_path):
+def test_killed_adaptive_sweep_resumes_without_rerunning_finished_rounds(
+    ray_head, code_data, tmp_path
+):
+    at = ("--address", ray_head[0])  # each round a sweep on the suite's head
     plant_store(tmp_path / "store", code_data, law=LAW)
     (tmp_path / "study.py").write_text(
         SWEEP.format(sizes=list(SIZES), fixed={**TINY, "data.path": str(code_data)})
     )
     planted = {s.run_id for s in store.scan(tmp_path / "store", "study")}
-    proc = scaling_bin(*ARGS, cwd=tmp_path, wait=False)
+    proc = scaling_bin(*ARGS, *at, cwd=tmp_path, wait=False)
     deadline = time.monotonic() + 300
     while len(read_state(tmp_path)["rounds"]) < 2:  # round 2 is recorded before it runs
         assert time.monotonic() < deadline and proc.poll() is None, "round 2 was never planned"
@@ -44,7 +47,7 @@ def test_killed_adaptive_sweep_resumes_without_rerunning_finished_rounds(code_da
     assert first.get("done") and first["after"] and not second.get("done"), out + err
     assert first["cost"] <= 1000 and len(first["run_ids"]) == 2  # half the budget: one pick
 
-    again = scaling_bin(*ARGS, cwd=tmp_path)
+    again = scaling_bin(*ARGS, *at, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "round 2: resuming" in again.stdout and "round 1:" not in again.stdout
     rounds = read_state(tmp_path)["rounds"]
@@ -69,7 +72,7 @@ def test_killed_adaptive_sweep_resumes_without_rerunning_finished_rounds(code_da
     assert len(lines) == 3 and "cumulative cost" in lines[0]  # header and one row per round
     assert lines[1].startswith("| 1 | 2 |") and lines[2].startswith("| 2 | 2 |")  # 2 runs each
     # a third launch has nothing left to do: the rounds are done
-    done = scaling_bin(*ARGS, cwd=tmp_path)
+    done = scaling_bin(*ARGS, *at, cwd=tmp_path)
     assert done.returncode == 0 and "adaptive sweep study: 2 rounds" in done.stdout
     assert "round" not in done.stdout.replace("2 rounds", "").replace("rounds in", "")
 
@@ -86,13 +89,15 @@ def test_adaptive_needs_a_budget_and_a_known_question(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_adaptive_sweep_from_an_empty_store_starts_with_the_sweeps_sizes(code_data, tmp_path):
+def test_adaptive_sweep_from_an_empty_store_starts_with_the_sweeps_sizes(
+    ray_head, code_data, tmp_path
+):
     """No law to plan from: round 1 is the sweep's smallest sizes at seeds 0 and 1, real runs."""
     (tmp_path / "study.py").write_text(
         SWEEP.format(sizes=[20, 40], fixed={**TINY, "data.path": str(code_data)})
     )
     out = scaling_bin("sweep", "study.py", "--adaptive", "--budget", "1e5ex", "--rounds", "1",
-                      "--num-cpus", "2", cwd=tmp_path)  # fmt: skip
+                      "--address", ray_head[0], cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "round 1: no law yet" in out.stdout
     [first] = read_state(tmp_path)["rounds"]

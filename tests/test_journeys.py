@@ -1,7 +1,8 @@
 """User journeys: the installed `scaling` command typed in a new empty folder, relative paths.
 
 Each test starts in an empty working directory and drives the console script as a
-subprocess, the way a user types it; sweeps run on the embedded (loopback-only) Ray.
+subprocess, the way a user types it. The first journey runs its sweeps on the embedded
+(loopback-only) Ray; the others, about the store, on the suite's head (`--address`).
 """
 
 from __future__ import annotations
@@ -94,12 +95,13 @@ def test_relative_store_and_data_then_the_data_moves(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_a_failed_run_fails_again_then_a_killed_one_is_retried_and_resumes(tmp_path):
+def test_a_failed_run_fails_again_then_a_killed_one_is_retried_and_resumes(ray_head, tmp_path):
+    at = ("--address", ray_head[0])  # the suite's head: this journey is about the store
     synth(tmp_path)
     # One run fails at step 3 on every launch: the re-launch must replace its failure.json.
     faulty = write_sweep(tmp_path, "faulty", [40], "data", fail_at_step=3).name
     for launch in range(2):
-        out = scaling_bin("sweep", faulty, "--store", "store", cwd=tmp_path)
+        out = scaling_bin("sweep", faulty, "--store", "store", *at, cwd=tmp_path)
         assert out.returncode == 1, out.stdout + out.stderr
         assert "1 failed" in out.stdout and "InjectedFailure" in out.stdout
         assert ("1 retried" in out.stdout) == (launch == 1)
@@ -111,12 +113,12 @@ def test_a_failed_run_fails_again_then_a_killed_one_is_retried_and_resumes(tmp_p
     # A run whose worker is killed, with no retries left, fails; launching again resumes it.
     slow = write_sweep(tmp_path, "killed", [120], "data", retries=0, max_steps=200,
                        early_stopping=0).name  # fmt: skip
-    proc = scaling_bin("sweep", slow, "--store", "store", cwd=tmp_path, wait=False)
+    proc = scaling_bin("sweep", slow, "--store", "store", *at, cwd=tmp_path, wait=False)
     pid = wait_for_worker(tmp_path / "store" / "killed", min_evals=2)
     os.kill(pid, signal.SIGKILL)
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1 and "1 failed" in out, out
-    again = scaling_bin("sweep", slow, "--store", "store", cwd=tmp_path)
+    again = scaling_bin("sweep", slow, "--store", "store", *at, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "1/1 finished (1 trained now, 1 retried)" in again.stdout
     [run] = store.scan(tmp_path / "store", "killed")
@@ -128,15 +130,16 @@ def test_a_failed_run_fails_again_then_a_killed_one_is_retried_and_resumes(tmp_p
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_a_diverged_run_is_kept_unless_asked_to_retry(tmp_path):
+def test_a_diverged_run_is_kept_unless_asked_to_retry(ray_head, tmp_path):
     synth(tmp_path, exams=120, patients=80)
     sweep = write_sweep(tmp_path, "nan", [40], "data", **{"train.lr": "inf"}).name
-    first = scaling_bin("sweep", sweep, "--store", "store", cwd=tmp_path)
+    at = ("--address", ray_head[0])
+    first = scaling_bin("sweep", sweep, "--store", "store", *at, cwd=tmp_path)
     assert first.returncode == 0 and "1 diverged" in first.stdout, first.stdout + first.stderr
-    again = scaling_bin("sweep", sweep, "--store", "store", cwd=tmp_path)
+    again = scaling_bin("sweep", sweep, "--store", "store", *at, cwd=tmp_path)
     assert "all 1 runs already finished or diverged" in again.stderr
     assert "(0 trained now), 0 failed, 1 diverged" in again.stdout
-    retry = scaling_bin("sweep", sweep, "--store", "store", "--retry-diverged", cwd=tmp_path)
+    retry = scaling_bin("sweep", sweep, "--store", "store", "--retry-diverged", *at, cwd=tmp_path)
     assert "1 retried" in retry.stdout and "1 diverged" in retry.stdout, retry.stdout
     [run] = store.scan(tmp_path / "store", "nan")
     assert run.status == "diverged" and store.count_trainings(run.path) == 2
