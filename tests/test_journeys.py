@@ -1,8 +1,9 @@
 """User journeys: the installed `scaling` command typed in a new empty folder, relative paths.
 
 Each test starts in an empty working directory and drives the console script as a
-subprocess, the way a user types it. The first journey runs its sweeps on the embedded
-(loopback-only) Ray; the others, about the store, on the suite's head (`--address`).
+subprocess, the way a user types it. The relative-paths journey runs its sweeps on the
+embedded (loopback-only) Ray; the failed/killed and diverged journeys, which are about the
+store, on the suite's head (`--address`).
 """
 
 from __future__ import annotations
