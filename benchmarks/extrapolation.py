@@ -75,7 +75,18 @@ def ours(curve: sets.Curve, n_bootstrap: int) -> dict[str, object]:
     """Errors of each form, `auto` and the average; band coverage of both; BNSL's error."""
     x, y, x_test, y_test = curve.x, curve.y, curve.x_test, curve.y_test
     started = time.perf_counter()
-    selection = backtest(x, y, AUTO_FORMS, target=float(x_test.max()))
+    try:
+        selection = backtest(x, y, AUTO_FORMS, target=float(x_test.max()))
+    except LawError:  # no law to fit (e.g. a flat curve): every method of ours fails there
+        nothing = {m: np.nan for m in METHODS} | {"chosen": "none", "inside_auto": 0}
+        return (
+            nothing
+            | {"inside_average": 0, "seconds_ours": time.perf_counter() - started}
+            | {
+                "BNSL": _error(bnsl, curve),
+                "seconds_bnsl": 0.0,
+            }
+        )
     laws, out = {}, {}
     for name in AUTO_FORMS:
         try:
