@@ -73,20 +73,24 @@ def log_rmse(prediction: np.ndarray, actual: np.ndarray) -> float:
 
 def ours(curve: sets.Curve, n_bootstrap: int) -> dict[str, object]:
     """Errors of each form, `auto` and the average; band coverage of both; BNSL's error."""
-    x, y, x_test, y_test = curve.x, curve.y, curve.x_test, curve.y_test
     started = time.perf_counter()
     try:
-        selection = backtest(x, y, AUTO_FORMS, target=float(x_test.max()))
+        out = _our_methods(curve, n_bootstrap)
     except LawError:  # no law to fit (e.g. a flat curve): every method of ours fails there
-        nothing = {m: np.nan for m in METHODS} | {"chosen": "none", "inside_auto": 0}
-        return (
-            nothing
-            | {"inside_average": 0, "seconds_ours": time.perf_counter() - started}
-            | {
-                "BNSL": _error(bnsl, curve),
-                "seconds_bnsl": 0.0,
-            }
-        )
+        out = {m: np.nan for m in METHODS} | {"chosen": "none"}
+        out |= {"inside_auto": 0, "inside_average": 0}
+    out["seconds_ours"] = time.perf_counter() - started
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out["BNSL"] = _error(bnsl, curve)
+    out["seconds_bnsl"] = time.perf_counter() - started
+    return out
+
+
+def _our_methods(curve: sets.Curve, n_bootstrap: int) -> dict[str, object]:
+    x, y, x_test, y_test = curve.x, curve.y, curve.x_test, curve.y_test
+    selection = backtest(x, y, AUTO_FORMS, target=float(x_test.max()))
     laws, out = {}, {}
     for name in AUTO_FORMS:
         try:
@@ -104,12 +108,6 @@ def ours(curve: sets.Curve, n_bootstrap: int) -> dict[str, object]:
     for name, model in (("auto", chosen), ("average", averaged)):
         low, high = model.predict_band(x_test, LEVEL)
         out[f"inside_{name}"] = int(np.sum((y_test >= low) & (y_test <= high)))
-    out["seconds_ours"] = time.perf_counter() - started
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out["BNSL"] = _error(bnsl, curve)
-    out["seconds_bnsl"] = time.perf_counter() - started
     return out
 
 
