@@ -370,13 +370,17 @@ def _duration(seconds: float) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from scaling.config import override, run_id
     from scaling.sweep import load_experiment, locate_data
-    from scaling.train import attempt
+    from scaling.train import Diverged, attempt
 
     trackers = _trackers(args, args.store)
     cfg = override(load_experiment(args.experiment), parse_overrides(args.set or []))
     cfg = locate_data(cfg, Path.cwd())
     path = store.run_path(args.store, "runs", run_id(cfg))
-    result = attempt(cfg, path, trackers).result
+    try:
+        result = attempt(cfg, path, trackers).result
+    except Diverged as e:  # an outcome of training, recorded in the store, not a bug
+        print(f"run {path}: diverged: {e}", file=sys.stderr)
+        return 1
     macro = result["metrics"]["test"]["macro"]
     print(f"run {path}: test macro AUROC {macro['auroc']:.4f}, loss {result['loss']['test']:.4f}")
     return 0

@@ -352,6 +352,17 @@ def test_a_relative_store_works_for_a_single_run(tmp_path):
     assert run.status == "finished" and (run.path / "ckpt" / "latest").is_dir()
 
 
+def test_a_single_run_that_diverges_says_so_and_is_recorded(tmp_path):
+    synth(tmp_path, exams=120, patients=80)
+    overrides = [f"--set={k}={v}" for k, v in {**TINY, "max_steps": 10, "train.lr": "inf"}.items()]
+    out = scaling_bin("run", "demo", "--set", "data.path=data", *overrides, cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "diverged: training loss is not finite at step 1" in out.stderr
+    assert "bug" not in out.stderr and "Traceback" not in out.stderr
+    [run] = store.scan(tmp_path / "store", "runs")
+    assert run.status == "diverged"
+
+
 def test_status_of_a_missing_store_names_where_it_looked(tmp_path):
     out = scaling_bin("status", "store", cwd=tmp_path)
     assert out.returncode == 2 and str(tmp_path / "store") in out.stderr

@@ -1,6 +1,5 @@
 """Transfer from a tiny CODE-pretrained run onto the real PTB-XL and CPSC samples."""
 
-
 import numpy as np
 import pytest
 from conftest import tiny_config
