@@ -75,7 +75,7 @@ def get_sweep():
     )
 """
 
-VOLATILE = {"examples_per_s", "host", "train_time_s", "wall_time_s"}
+VOLATILE = {"examples_per_s", "host", "seconds", "train_time_s", "wall_time_s"}
 """Result fields that vary between identical runs: timings and where it ran."""
 
 KINDS = ("worker", "driver", "checkpoint", "stale_lock")

@@ -40,6 +40,7 @@ from scaling.data import Splits, iterate_batches, train_stream
 from scaling.data.preprocess import Preprocessing
 from scaling.metrics import bce_loss, best_f1_thresholds, bootstrap, classification_report
 from scaling.models import ResNet1D, forward_flops, init_model, param_count
+from scaling.phases import Phases
 from scaling.steps import Steps, TrainState, make_steps
 from scaling.tracking import RunInfo, RunTrackers, TrackerSettings
 from scaling.transfer import load_pretrained, probe_features, resolve_pretrained
@@ -235,6 +236,7 @@ def _train_and_evaluate(
 ) -> dict[str, Any]:
     d, t, e, tr = config.data, config.train, config.eval, config.transfer
     started = time.time()
+    phases = Phases()
     splits = run_data.open_splits(d)
     prep: Preprocessing | None = run_data.preprocessing(d)
     n_leads, n_classes = len(d.leads), splits.n_classes
@@ -263,11 +265,13 @@ def _train_and_evaluate(
     steps = make_steps(model, optimizer=t.optimizer, weight_decay=t.weight_decay)
     pos_weight = _pos_weight(splits.train.labels) if t.class_weighting else np.ones(n_classes)
     state = steps.init(model)
+    phases.add("setup", time.time() - started)  # data, model, compiled steps, state
 
     ckpts = Checkpoints(path / "ckpt")
     controller = Controller(lr=t.lr)
     start_step = 0
-    restored = ckpts.restore_latest(state)
+    with phases("checkpoint"):
+        restored = ckpts.restore_latest(state)
     if restored is not None:
         state, meta = restored
         controller = Controller(**meta["controller"])
@@ -290,7 +294,8 @@ def _train_and_evaluate(
     try:
         while step < schedule.total_steps:
             if pause is not None and step >= pause:
-                ckpts.save(step, state, {"step": step, "controller": controller.state()})
+                with phases("checkpoint"):
+                    ckpts.save(step, state, {"step": step, "controller": controller.state()})
                 raise Paused(step, schedule.total_steps)
             tick = time.time()
             x, y = next(stream)
@@ -299,14 +304,19 @@ def _train_and_evaluate(
             lr = controller.lr_at(step, schedule.total_steps, t)
             state, loss = steps.train_step(state, steps.shard(x), steps.shard(y), lr, pos_weight)
             pending_losses.append((step, loss))
+            if step == start_step:  # tracing and compiling (or reading the cache) and the step
+                phases.add("first_step", time.time() - tick)
             step += 1
             if step % schedule.eval_every == 0 or step == schedule.total_steps:
                 train_loss = _check_finite(pending_losses)
                 pending_losses = []
                 train_time += (time.time() - tick) if step > start_step + 1 else 0.0
-                val_scores, val_labels = _predict(steps, state, batches, "val", prep, e.batch_size)
-                val_loss = bce_loss(val_labels, val_scores)
-                val_auroc = _macro_auroc(val_labels, val_scores)
+                with phases("validate"):
+                    val_scores, val_labels = _predict(
+                        steps, state, batches, "val", prep, e.batch_size
+                    )
+                    val_loss = bce_loss(val_labels, val_scores)
+                    val_auroc = _macro_auroc(val_labels, val_scores)
                 improved = controller.update(
                     monitored(t.early_stopping_metric, val_loss, val_auroc), step, t
                 )
@@ -320,7 +330,8 @@ def _train_and_evaluate(
                     "time": time.time() - started,
                     **_throughput((step - start_step - 1) * t.batch_size, train_time),
                 }
-                store.append_metrics(path, record)
+                with phases("store"):
+                    store.append_metrics(path, record)
                 on_metrics(record)
                 log.info(
                     "step %d train_loss %.4f val_loss %.4f val_macro_auroc %.4f",
@@ -329,23 +340,28 @@ def _train_and_evaluate(
                     val_loss,
                     val_auroc,
                 )
-                if improved:
-                    ckpts.save_best(state, step)
                 if controller.should_stop(t):
                     stopped_early = True
-                if step % schedule.checkpoint_every == 0 or stopped_early:
-                    ckpts.save(step, state, {"step": step, "controller": controller.state()})
+                with phases("checkpoint"):
+                    if improved:
+                        ckpts.save_best(state, step)
+                    if step % schedule.checkpoint_every == 0 or stopped_early:
+                        meta = {"step": step, "controller": controller.state()}
+                        ckpts.save(step, state, meta)
                 if stopped_early:
                     break
             elif step > start_step + 1:
                 train_time += time.time() - tick
-        ckpts.save(step, state, {"step": step, "controller": controller.state()})
-        best = state if controller.best_step in (-1, step) else ckpts.restore_best(state)
+        with phases("checkpoint"):
+            ckpts.save(step, state, {"step": step, "controller": controller.state()})
+            best = state if controller.best_step in (-1, step) else ckpts.restore_best(state)
     finally:
         stream.close()
         ckpts.close()
 
-    result = _evaluate(steps, best, batches, prep, e)
+    with phases("evaluate"):
+        result = _evaluate(steps, best, batches, prep, e)
+    phases.add("train", train_time)
     seen = max(0, step - start_step - 1) * t.batch_size  # the examples `train_time` covers
     result.update(
         {
@@ -362,6 +378,7 @@ def _train_and_evaluate(
             "best_step": controller.best_step,
             "stopped_early": stopped_early,
             "wall_time_s": time.time() - started,
+            "seconds": phases.breakdown(time.time() - started),
             "train_time_s": train_time,
             "examples_per_s": seen / train_time if train_time > 0 else float("nan"),
             "device_kind": jax.devices()[0].device_kind,

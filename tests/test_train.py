@@ -16,7 +16,7 @@ from scaling.budget import resolve_schedule
 from scaling.config import ConfigError, override, to_dict
 from scaling.train import Diverged, InjectedFailure, train_and_evaluate
 
-MEASURED = ("wall_time_s", "train_time_s", "examples_per_s", "host")
+MEASURED = ("wall_time_s", "train_time_s", "examples_per_s", "host", "seconds")
 
 
 def _metrics(result: dict) -> dict:
@@ -52,6 +52,12 @@ def test_run_writes_its_store_files(finished):
     ):
         assert key in result, key
     assert result["steps"] == 30 and result["train_examples_seen"] == 30 * 16
+    phases = result["seconds"]  # where the wall time went, every phase timed
+    assert set(phases) == {"setup", "checkpoint", "first_step", "validate", "store", "evaluate",
+                           "train", "other"}  # fmt: skip
+    assert min(phases.values()) >= 0
+    assert phases["train"] == pytest.approx(result["train_time_s"], abs=1e-4)
+    assert sum(phases.values()) == pytest.approx(result["wall_time_s"], abs=0.01)
     assert result["n_params"] > 1000 and result["flops_per_example"] > result["n_params"]
     test = result["metrics"]["test"]
     assert set(test) == {*cfg.data.classes, "micro", "macro"}
