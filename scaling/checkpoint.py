@@ -67,9 +67,11 @@ def _leaves(state: TrainState) -> list[tuple[str, Any]]:
 def _pack(state: TrainState) -> tuple[dict[str, np.ndarray], list[list[Any]]]:
     """One flat host array per dtype, and the layout of the leaves packed in them."""
     groups: dict[str, list[np.ndarray]] = {}
-    for leaf in jax.tree.leaves(_saveable(state)):
-        groups.setdefault(np.dtype(leaf.dtype).name, []).append(np.asarray(leaf).ravel())
-    layout = [[name, np.dtype(x.dtype).name, list(x.shape)] for name, x in _leaves(state)]
+    layout = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(_saveable(state))[0]:
+        dtype = np.dtype(leaf.dtype).name
+        groups.setdefault(dtype, []).append(np.asarray(leaf).ravel())
+        layout.append([jax.tree_util.keystr(path), dtype, list(leaf.shape)])
     return {dtype: np.concatenate(parts) for dtype, parts in groups.items()}, layout
 
 

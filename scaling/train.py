@@ -362,6 +362,7 @@ def _train_and_evaluate(
     with phases("evaluate"):
         result = _evaluate(steps, best, batches, prep, e)
     phases.add("train", train_time)
+    wall = time.time() - started
     seen = max(0, step - start_step - 1) * t.batch_size  # the examples `train_time` covers
     result.update(
         {
@@ -377,8 +378,8 @@ def _train_and_evaluate(
             "epochs": step / schedule.steps_per_epoch,
             "best_step": controller.best_step,
             "stopped_early": stopped_early,
-            "wall_time_s": time.time() - started,
-            "seconds": phases.breakdown(time.time() - started),
+            "wall_time_s": wall,
+            "seconds": phases.breakdown(wall),
             "train_time_s": train_time,
             "examples_per_s": seen / train_time if train_time > 0 else float("nan"),
             "device_kind": jax.devices()[0].device_kind,
