@@ -40,6 +40,7 @@ import references
 from bnsl import bnsl
 
 from scaling.laws import AUTO_FORMS, AveragedLaw, LawError, backtest, fit
+from scaling.laws.selection import RULES
 
 DATA = sets.VISION.parent
 LEVEL = 0.95
@@ -99,7 +100,7 @@ def _our_methods(curve: sets.Curve, n_bootstrap: int) -> dict[str, object]:
         except LawError:
             out[name] = np.nan
     weights = selection.table.set_index("form")["weight"]
-    members = [name for name in laws if weights.get(name, 0.0) >= 0.01]
+    members = [name for name in laws if weights.get(name, 0.0) >= RULES.min_weight]
     shares = weights[members].to_numpy() / weights[members].sum()
     averaged = AveragedLaw(tuple(laws[m] for m in members), tuple(shares), selection)
     chosen = laws[selection.chosen]

@@ -35,7 +35,7 @@ from scaling.laws import (
     to_metric,
 )
 from scaling.laws import fit as laws_fit
-from scaling.laws.selection import BIC_MARGIN, band_coverage
+from scaling.laws.selection import RULES, band_coverage
 from scaling.laws.table import fit_summaries, summary_classes
 from scaling.results import MEASUREMENTS, ROW_COLUMNS, selected
 from scaling.tuning import parse_select
@@ -268,15 +268,18 @@ def _selection(table, fits, metric: str, split: str, out_dir: Path, warnings) ->
             headline = (fit, result)
     if not tables:
         return ["No backtest was possible (see Warnings)."]
-    columns = ["form", "n_params", "log_rmse", "rel_error", "weight", "aic", "bic", "chosen"]
+    columns = ["form", "n_params", "log_rmse", "drift", "rel_error", "weight", "aic", "bic"]
+    columns.append("chosen")
     blocks: list[Block] = [
         "Rolling-origin backtest: at several cut-offs each form is fitted to the subset sizes up "
         "to the cut-off and predicts the larger ones up to 10× ahead; log_rmse is its error in "
         "log space weighted towards the cut-off whose test spans the full 10× (lower is better), "
-        "rel_error the mean relative error, weight its share in the averaged model. Among forms "
-        "within one standard error of the best, the one with the fewest parameters whose BIC "
-        f"is within {BIC_MARGIN:g} of their lowest is chosen. AIC and BIC are of the fit to all "
-        "points.",
+        "drift how fast that error grew with the distance ahead (log error per unit of log "
+        "size, which widens the bands beyond the data), rel_error the mean relative error, "
+        "weight its share in the averaged model. Among forms within "
+        f"{RULES.se_multiple:g} standard errors of the best, the one with the fewest "
+        f"parameters whose BIC is within {RULES.bic_margin:g} of their lowest is chosen. AIC "
+        "and BIC are of the fit to all points.",
         pd.concat(tables)[["metric", "class", *columns, "note"]],
         reasons,
     ]

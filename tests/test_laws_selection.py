@@ -7,6 +7,7 @@ import pytest
 from test_laws import PLANTED, law, noisy
 
 from scaling.laws import LawError, average, backtest, fit
+from scaling.laws.selection import Rules, Scores, decide
 
 X16 = np.geomspace(100, 1e6, 16)
 CANDIDATES = ("power", "saturating", "m3", "m4", "broken")
@@ -43,6 +44,44 @@ def test_backtest_cutoffs_fall_between_sizes_and_weigh_the_target_horizon_most()
     peak = cutoffs.loc[cutoffs["weight"].idxmax(), "cutoff"]
     assert peak == pytest.approx(1e5, rel=0.6)  # the largest x / (1e7 / 1e6): a 10× test
     assert result.target == 1e7
+
+
+def test_the_choice_and_the_weights_follow_their_rules():
+    # form 0 scores best; form 1 is within one standard error of it with fewer parameters
+    # but a BIC 4 above; form 2 is the simplest and clearly worse
+    s = Scores(
+        score=np.array([0.10, 0.11, 0.30]),
+        excess=np.array([0.0, 0.002, 0.05]),
+        se=np.array([0.0, 0.003, 0.01]),
+        n_params=np.array([5, 3, 2]),
+        bic=np.array([0.0, 4.0, 1.0]),
+    )
+    weights, chosen = decide(s, Rules(se_multiple=1.0, bic_margin=6.0))
+    assert chosen == 1 and weights.sum() == pytest.approx(1.0)
+    inverse_squares = 1 / s.score**2
+    assert weights == pytest.approx(inverse_squares / inverse_squares.sum())
+    assert decide(s, Rules(se_multiple=0.0))[1] == 0  # only the best is as good
+    assert decide(s, Rules(bic_margin=2.0))[1] == 0  # form 1's BIC is too far
+    assert decide(s, Rules(se_multiple=10.0, bic_margin=np.inf))[1] == 2
+    sharper, _ = decide(s, Rules(weight_power=8.0))
+    assert sharper[0] > weights[0] and sharper[2] < weights[2]
+
+
+def test_a_chosen_forms_band_widens_with_its_backtest_drift_beyond_the_data():
+    x = np.geomspace(100, 1e5, 12)
+    y = noisy(law("saturating", PLANTED["saturating"], x), 0.02, seed=15)
+    chosen = fit(x, y, "auto", n_bootstrap=100)
+    plain = fit(x, y, chosen.form, n_bootstrap=100)
+    table = chosen.selection.table.set_index("form")
+    assert table.loc[chosen.form, "drift"] > 0
+    assert chosen.reach(x) == pytest.approx(np.zeros(12))
+    ahead = np.array([1e5, 1e6, 1e7])
+    assert chosen.reach(ahead) == pytest.approx(np.log(ahead / 1e5))
+    low, high = chosen.predict_band(np.r_[x, ahead[1:]])
+    plain_low, plain_high = plain.predict_band(np.r_[x, ahead[1:]])
+    width, plain_width = np.log(high / low), np.log(plain_high / plain_low)
+    assert width[:12] == pytest.approx(plain_width[:12])  # within the data: no drift term
+    assert width[13] > width[12] > plain_width[12]  # beyond it: wider, the farther the wider
 
 
 @pytest.mark.slow

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling.laws.fitting import AUTO_FORMS, LawFit, fit, quantile_band
-from scaling.laws.selection import Backtest, backtest
+from scaling.laws.fitting import AUTO_FORMS, DELTA, LawFit, fit, quantile_band
+from scaling.laws.selection import RULES, Backtest, backtest
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,10 +30,16 @@ class AveragedLaw:
         return np.exp(np.asarray(self.weights) @ logs)
 
     def predict_band(self, x: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-        """Pointwise `level` band for one new run at `x` from the members' mixed band draws."""
-        draws = [m.band_draws(x) for m in self.members]
-        counts = np.round(np.asarray(self.weights) * max(len(d) for d in draws)).astype(int)
+        """Pointwise `level` band for one new run at `x` from the members' mixed band draws,
+        each member's with its backtest drift beyond the data (as `LawFit.band_draws`)."""
+        drift = self.selection.table.set_index("form")["drift"]
         rng = np.random.default_rng(0)
+        draws = []
+        for member in self.members:
+            own = member.band_draws(x)
+            spread = drift[member.form] * member.reach(x)
+            draws.append(own + rng.normal(0.0, 1.0, own.shape) * spread)
+        counts = np.round(np.asarray(self.weights) * max(len(d) for d in draws)).astype(int)
         mixed = [d[rng.integers(0, len(d), c)] for d, c in zip(draws, counts, strict=True)]
         return quantile_band(np.concatenate(mixed), level)
 
@@ -46,12 +52,12 @@ def average(
     target: float | None = None,
     weights: np.ndarray | None = None,
     groups: np.ndarray | None = None,
-    delta: float = 1e-3,
+    delta: float = DELTA,
     n_bootstrap: int = 1000,
     seed: int = 0,
-    min_weight: float = 0.01,
+    min_weight: float = RULES.min_weight,
 ) -> AveragedLaw:
-    """Fit every backtested form of `forms` and weight them by backtest log-RMSE⁻².
+    """Fit every backtested form of `forms`, weighted as the backtest weights them.
 
     Forms with a weight below `min_weight` are dropped and the rest renormalised.
     Arguments as for `scaling.laws.fit` with form "auto".

@@ -26,6 +26,7 @@ AUTO_FORMS = ("power", "saturating", "m3", "m4", "broken", "broken2")
 N_STARTS = 4  # optimiser runs from the best grid points of the full-data fit
 NOISE_DRAWS = 20  # single-run noise draws per bootstrap fit in a prediction band
 AT_BOUND = 1e-4  # an exponent this close to its bound counts as at it
+DELTA = 1e-3  # the Huber loss's transition on log residuals (benchmarks/rules.py)
 
 
 class LawError(ScalingError):
@@ -80,22 +81,28 @@ class LawFit:
     def band_draws(self, x: np.ndarray) -> np.ndarray:
         """Log y of one new run at `x` (draws, len(x)): bootstrap fits plus single-run noise.
 
-        A form chosen by backtest adds, beyond the largest fitted x, its backtest error
-        (log-RMSE of its extrapolations) as a normal spread: how far off it was before.
+        A form chosen by backtest adds, beyond the largest fitted x, a normal spread of its
+        backtest drift times `reach(x)`: as far off as its extrapolations were, that far ahead.
         """
         if len(self.bootstrap) == 0:
             raise LawError("this fit has no bootstrap refits; fit with n_bootstrap > 0")
         form = FORMS[self.form]
-        lx = _log_x(x, form)
-        log_pred = form.log_predict(form.encode(self.bootstrap), lx)
+        log_pred = form.log_predict(form.encode(self.bootstrap), _log_x(x, form))
         rng = np.random.default_rng(0)
         draws = log_pred + rng.normal(0.0, self.noise, (NOISE_DRAWS, *log_pred.shape))
         if self.selection is not None:
-            size, fitted = lx.reshape(len(lx), -1).sum(1), np.log(self.x).reshape(len(self.x), -1)
             table = self.selection.table
-            error = float(table.loc[table["chosen"], "log_rmse"].iloc[0])
-            draws += rng.normal(0.0, error, draws.shape) * (size > fitted.sum(1).max())
+            drift = float(table.loc[table["chosen"], "drift"].iloc[0])
+            draws += rng.normal(0.0, 1.0, draws.shape) * drift * self.reach(x)
         return draws.reshape(-1, log_pred.shape[-1])
+
+    def reach(self, x: np.ndarray) -> np.ndarray:
+        """How far `x` lies beyond the fitted data: log(size / largest fitted size), 0 within
+        (size is x, or the product of its columns)."""
+        form = FORMS[self.form]
+        size = _log_x(x, form).reshape(len(x), -1).sum(1)
+        fitted = np.log(self.x).reshape(len(self.x), -1).sum(1).max()
+        return np.maximum(size - fitted, 0.0)
 
     def predict_band(self, x: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise `level` band for one new run at `x`: parameter uncertainty and run noise."""
@@ -115,7 +122,7 @@ def fit(
     *,
     weights: np.ndarray | None = None,
     groups: np.ndarray | None = None,
-    delta: float = 1e-3,
+    delta: float = DELTA,
     n_bootstrap: int = 1000,
     seed: int = 0,
     forms: tuple[str, ...] = AUTO_FORMS,

@@ -13,11 +13,11 @@ requested horizon with the most data. A form that cannot be fitted at a
 cut-off scores the worst error of the others there.
 
 The forms that extrapolated as well as the best are those whose weighted mean
-squared error is within one standard error (over cut-offs) of the best's. Of
+squared error is within `Rules.se_multiple` standard errors (over cut-offs) of the best's. Of
 those the chosen form is the one with the fewest parameters among the ones whose
-BIC on all points is within `BIC_MARGIN` of their lowest: a form must earn its
+BIC on all points is within `Rules.bic_margin` of their lowest: a form must earn its
 extra parameters by a strong fit to all the data, the largest sizes included,
-which the backtest tests least. `average` weights forms by score⁻².
+which the backtest tests least. `average` weights forms by a power of 1/score.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import pandas as pd
 
 from scaling.laws.fitting import (
     AUTO_FORMS,
+    DELTA,
     LawError,
     _checked,
     _data_and_resamples,
@@ -41,19 +42,37 @@ from scaling.laws.fitting import (
 
 MAX_CUTOFFS = 6
 EXTRAPOLATION = 10.0  # the default target, as a multiple of the largest x
-BIC_MARGIN = 6.0  # "strong" evidence for the lower BIC (Kass & Raftery 1995)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How backtest scores become a choice and averaging weights.
+
+    `RULES` holds the values chosen on the tune halves of two development sets and
+    checked on their held-out halves (`benchmarks/rules.py`).
+    """
+
+    se_multiple: float = 1.0  # within this many standard errors of the best: as good as it
+    bic_margin: float = 6.0  # "strong" evidence for the lower BIC (Kass & Raftery 1995)
+    weight_power: float = 2.0  # averaging weight ∝ score^−weight_power
+    min_weight: float = 0.01  # members of the average below this weight are dropped
+
+
+RULES = Rules()
 
 
 @dataclass(frozen=True, eq=False)
 class Backtest:
     """The rolling-origin backtest of several forms on one curve, and which form it chose.
 
-    `table`: one row per form with `log_rmse` (the weighted score), `rel_error`
+    `table`: one row per form with `log_rmse` (the weighted score), `drift` (how
+    its log error grew with the distance ahead: RMS error over RMS log(x / cut-off),
+    weighted over cut-offs like the score), `rel_error`
     (weighted mean |prediction − y| / y over the backtest predictions),
     `weight` (its share in the averaged model), `aic`/`bic` of the fit to all
     points, `chosen` and `note` (why a form was left out). `cutoffs`: one row
     per form and cut-off with the largest x fitted (`cutoff`), the points
-    fitted and predicted, the `log_rmse` there and the cut-off's `weight`.
+    fitted and predicted, the `log_rmse` and `drift` there and the cut-off's `weight`.
     `reason` says in words why `chosen` won.
     """
 
@@ -62,6 +81,10 @@ class Backtest:
     chosen: str
     reason: str
     target: float
+
+    def scores(self) -> Scores:
+        """What the rules decide from (`decide(backtest.scores(), rules)`)."""
+        return scores(self.table, _filled(self.cutoffs))
 
 
 def backtest(
@@ -72,7 +95,7 @@ def backtest(
     target: float | None = None,
     weights: np.ndarray | None = None,
     groups: np.ndarray | None = None,
-    delta: float = 1e-3,
+    delta: float = DELTA,
 ) -> Backtest:
     """Rolling-origin backtest of `forms` towards the x `target` (default 10× the largest x).
 
@@ -110,19 +133,28 @@ def backtest(
             row |= {"n_predicted": int(ahead.sum()), "weight": float(cut_weight)}
             law = fits[name][i]
             if isinstance(law, LawError):
-                row |= {"log_rmse": np.nan, "rel_error": np.nan, "note": str(law)}
+                row |= {"log_rmse": np.nan, "drift": np.nan, "rel_error": np.nan}
+                row["note"] = str(law)
             else:
                 error = np.log(law.predict(x[ahead]) / y[ahead])
                 w = weights[ahead] / weights[ahead].sum()
+                reach = np.log(size[ahead] / size[k - 1])
                 row |= {"log_rmse": float(np.sqrt(w @ error**2))}
+                row |= {"drift": float(np.sqrt((w @ error**2) / (w @ reach**2)))}
                 row |= {"rel_error": float(w @ np.abs(np.expm1(error))), "note": ""}
             rows.append(row)
     cutoffs = pd.DataFrame(rows)
-    worst = cutoffs.groupby("cutoff")[["log_rmse", "rel_error"]].transform("max")
-    scored = cutoffs.fillna({"log_rmse": worst["log_rmse"], "rel_error": worst["rel_error"]})
+    scored = _filled(cutoffs)
     table = _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta)
     chosen = str(table.loc[table["chosen"], "form"].iloc[0])
     return Backtest(table, cutoffs, chosen, _reason(table, cutoffs, ratio), float(ratio * size[-1]))
+
+
+def _filled(cutoffs: pd.DataFrame) -> pd.DataFrame:
+    """`cutoffs` with a form not fitted at a cut-off scored as the worst form there."""
+    measures = ["log_rmse", "drift", "rel_error"]
+    worst = cutoffs.groupby("cutoff")[measures].transform("max")
+    return cutoffs.fillna({m: worst[m] for m in measures})
 
 
 def _cutoffs(size: np.ndarray, first: int, target: float | None):
@@ -183,7 +215,7 @@ def _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta
     """One row per form: weighted scores, averaging weights, AIC/BIC and the choice."""
     rows = []
     for law in laws:
-        row = {"form": law.name, "n_params": len(law.params), "log_rmse": np.nan}
+        row = {"form": law.name, "n_params": len(law.params), "log_rmse": np.nan, "drift": np.nan}
         row |= {"rel_error": np.nan, "aic": np.nan, "bic": np.nan, "note": ""}
         if law.name not in contest:
             row["note"] = f"needs {needed[law.name]} points; the first cut-off has {first}"
@@ -196,6 +228,7 @@ def _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta
             continue
         w = mine["weight"].to_numpy() / mine["weight"].sum()
         row["log_rmse"] = float(np.sqrt(w @ mine["log_rmse"].to_numpy() ** 2))
+        row["drift"] = float(np.sqrt(w @ mine["drift"].to_numpy() ** 2))
         row["rel_error"] = float(w @ mine["rel_error"].to_numpy())
         failed = cutoffs[(cutoffs["form"] == law.name) & cutoffs["log_rmse"].isna()]
         if len(failed):
@@ -207,44 +240,61 @@ def _summary(laws, contest, scored, cutoffs, needed, first, x, y, weights, delta
             row |= {"aic": full.aic, "bic": full.bic}
         rows.append(row)
     table = pd.DataFrame(rows)
-    score = table["log_rmse"].to_numpy(float)
-    if not np.isfinite(score).any():
+    if not np.isfinite(table["log_rmse"].to_numpy(float)).any():
         reasons = "; ".join(f"{r.form}: {r.note}" for r in table.itertuples())
         raise LawError(f"no form could be backtested ({reasons})")
-    inverse = np.where(np.isfinite(score), 1.0 / np.maximum(score, 1e-12) ** 2, 0.0)
-    table["weight"] = inverse / inverse.sum()
-    near = np.flatnonzero(_within_one_se(table["form"], scored, np.nanargmin(score)))
-    table["chosen"] = np.arange(len(table)) == _simplest_supported(table.iloc[near])
-    columns = ["form", "n_params", "log_rmse", "rel_error", "weight", "aic", "bic", "chosen"]
-    return table[[*columns, "note"]]
+    weights, chosen = decide(scores(table, scored))
+    table = table.assign(weight=weights, chosen=np.arange(len(table)) == chosen)
+    columns = ["form", "n_params", "log_rmse", "drift", "rel_error", "weight", "aic", "bic"]
+    return table[[*columns, "chosen", "note"]]
 
 
-def _simplest_supported(near: pd.DataFrame) -> int:
-    """The index of the row of `near` with the fewest parameters (then the lowest BIC) among
-    those whose BIC is within `BIC_MARGIN` of the lowest; all rows if none has a BIC."""
-    bic = near["bic"].to_numpy(float)
-    supported = near[bic <= np.nanmin(bic) + BIC_MARGIN] if np.isfinite(bic).any() else near
-    return supported.sort_values(["n_params", "bic"], kind="stable").index[0]
+@dataclass(frozen=True)
+class Scores:
+    """What the rules decide from, one entry per form: the backtest score (weighted log-RMSE,
+    NaN if not backtested), the weighted mean squared error in excess of the best form's and
+    its standard error over cut-offs (inf and 0 if not backtested), parameters and BIC."""
+
+    score: np.ndarray
+    excess: np.ndarray
+    se: np.ndarray
+    n_params: np.ndarray
+    bic: np.ndarray
 
 
-def _within_one_se(forms: pd.Series, scored: pd.DataFrame, best: int) -> np.ndarray:
-    """Per form: is its weighted mean squared error within one standard error of the best's?
-
-    The standard error is that of the weighted mean of the per-cut-off differences in squared
-    error (the one-standard-error rule of cross-validation).
-    """
+def scores(table: pd.DataFrame, scored: pd.DataFrame) -> Scores:
+    """`Scores` of `table`'s forms (`form`, `n_params`, `log_rmse`, `bic`) from the per-cut-off
+    errors `scored` (`form`, `cutoff`, `log_rmse`, `weight`; failed fits already scored)."""
+    score = table["log_rmse"].to_numpy(float)
     errors = scored.pivot(index="cutoff", columns="form", values="log_rmse") ** 2
     w = scored.groupby("cutoff")["weight"].first().loc[errors.index].to_numpy()
     w = w / w.sum()
-    out = []
-    for form in forms:
-        if form not in errors:
-            out.append(False)
-            continue
-        diff = (errors[form] - errors[forms.iloc[best]]).to_numpy()
-        mean = w @ diff
-        out.append(bool(mean <= np.sqrt(np.sum(w**2 * (diff - mean) ** 2)) + 1e-15))
-    return np.array(out)
+    best = errors[table["form"].iloc[int(np.nanargmin(score))]].to_numpy()
+    excess, se = np.full(len(table), np.inf), np.zeros(len(table))
+    for i, form in enumerate(table["form"]):
+        if form in errors and np.isfinite(score[i]):
+            diff = errors[form].to_numpy() - best
+            excess[i] = w @ diff
+            se[i] = np.sqrt(np.sum(w**2 * (diff - excess[i]) ** 2))
+    n_params = table["n_params"].to_numpy(int)
+    return Scores(score, excess, se, n_params, table["bic"].to_numpy(float))
+
+
+def decide(s: Scores, rules: Rules = RULES) -> tuple[np.ndarray, int]:
+    """The averaging weights (a power of 1/score, summing to 1) and the index of the chosen
+    form: of the forms within `rules.se_multiple` standard errors of the best, the one with
+    the fewest parameters (then the lowest BIC) among those whose BIC is within
+    `rules.bic_margin` of their lowest (all of them if none has a BIC)."""
+    finite = np.isfinite(s.score)
+    inverse = np.where(finite, 1.0 / np.maximum(np.where(finite, s.score, 1.0), 1e-12), 0.0)
+    inverse = inverse**rules.weight_power
+    near = s.excess <= rules.se_multiple * s.se + 1e-15
+    bic = np.where(near & np.isfinite(s.bic), s.bic, np.inf)
+    if np.isfinite(bic).any():
+        near &= np.isfinite(bic) & (bic <= bic.min() + rules.bic_margin)
+    order = np.lexsort((np.where(np.isfinite(s.bic), s.bic, np.inf), s.n_params))
+    chosen = int(order[near[order]][0])
+    return inverse / inverse.sum(), chosen
 
 
 def _reason(table: pd.DataFrame, cutoffs: pd.DataFrame, ratio: float) -> str:
@@ -255,7 +305,8 @@ def _reason(table: pd.DataFrame, cutoffs: pd.DataFrame, ratio: float) -> str:
     lead = (
         "extrapolated best"
         if beaten
-        else "is the simplest with a strong BIC within one standard error of the best"
+        else f"is the simplest with a strong BIC within {RULES.se_multiple:g} standard errors "
+        "of the best"
     )
     peak = cutoffs.loc[cutoffs["weight"].idxmax(), "cutoff"]
     text = (
